@@ -1,0 +1,4 @@
+"""Domain and persistence: models, migrations, spatial queries, workflow, services.
+
+Never imports dash, layers or callbacks.
+"""

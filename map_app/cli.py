@@ -1,0 +1,195 @@
+"""The ``dvmap`` command line: database, migrations, demo data, serving."""
+from __future__ import annotations
+
+import socket
+import sys
+
+import click
+
+from geodata.config import get_settings
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"dvmap: {message}", err=True)
+    sys.exit(code)
+
+
+def _cluster():
+    from geodata.cluster import LocalCluster
+
+    return LocalCluster(get_settings())
+
+
+def _check_db(url: str) -> None:
+    """Fail with one line naming the (masked) URL when the database is unreachable."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from geodata.db import mask_url
+
+    try:
+        u = make_url(url)
+        with psycopg.connect(
+            host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username, password=u.password,
+            dbname=u.database, connect_timeout=5,
+        ) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:  # any failure here is reported in one line
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _fail(f"cannot connect to database {mask_url(url)}: {reason}")
+
+
+def _resolve(kind: str) -> str:
+    from geodata.cluster import ClusterError
+    from geodata.db import app_url, owner_url
+
+    try:
+        return app_url() if kind == "app" else owner_url()
+    except ClusterError as exc:
+        _fail(str(exc))
+    raise AssertionError  # unreachable
+
+
+@click.group()
+def main() -> None:
+    """数字乡村一张图 — Digital Village One Map."""
+
+
+# -- db -----------------------------------------------------------------------
+@main.group()
+def db() -> None:
+    """The embedded PostgreSQL/PostGIS cluster (used when DATABASE_URL is unset)."""
+
+
+@db.command("start")
+def db_start() -> None:
+    """Initialise (first time) and start the local cluster."""
+    from geodata.cluster import ClusterError
+
+    s = get_settings()
+    if not s.embedded:
+        click.echo("DATABASE_URL is set: using that server, no local cluster to start.")
+        return
+    try:
+        c = _cluster()
+        c.start()
+    except ClusterError as exc:
+        _fail(str(exc))
+    click.echo(f"PostgreSQL {c.status()}")
+
+
+@db.command("stop")
+def db_stop() -> None:
+    """Stop the local cluster."""
+    from geodata.cluster import ClusterError
+
+    try:
+        _cluster().stop()
+    except ClusterError as exc:
+        _fail(str(exc))
+    click.echo("stopped")
+
+
+@db.command("status")
+def db_status() -> None:
+    """Say whether the local cluster runs."""
+    s = get_settings()
+    if not s.embedded:
+        from geodata.db import mask_url
+
+        click.echo(f"external server: {mask_url(s.database_url)}")
+        return
+    click.echo(_cluster().status())
+
+
+@db.command("url")
+@click.option("--owner", is_flag=True, help="The schema owner's URL (migrations) instead of the app's.")
+@click.option("--show-password", is_flag=True, help="Print the password instead of masking it.")
+def db_url(owner: bool, show_password: bool) -> None:
+    """Print the database URL in use."""
+    from geodata.db import mask_url
+
+    url = _resolve("owner" if owner else "app")
+    click.echo(url if show_password else mask_url(url))
+
+
+# -- schema and data ------------------------------------------------------------
+@main.command()
+def migrate() -> None:
+    """Upgrade the schema to the newest migration."""
+    from geodata import migrate as m
+
+    url = _resolve("owner")
+    _check_db(url)
+    m.upgrade(url)
+    click.echo(f"schema at revision {m.current(url)}")
+
+
+@main.command("demo-data")
+@click.option("--seed", default=42, show_default=True, help="Random seed; same seed, same county.")
+@click.option("--replace", is_flag=True, help="Replace an existing demo county instead of refusing.")
+def demo_data(seed: int, replace: bool) -> None:
+    """Generate and load the demo county (137 villages)."""
+    from etl.demo_county import DemoAlreadyLoaded, load_demo
+
+    url = _resolve("owner")
+    _check_db(url)
+    try:
+        summary = load_demo(url, seed=seed, replace=replace)
+    except DemoAlreadyLoaded as exc:
+        click.echo(str(exc))
+        return
+    for key, value in summary.items():
+        click.echo(f"  {key}: {value}")
+
+
+# -- serving --------------------------------------------------------------------
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port (default 8050).")
+@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
+@click.option("--dev", is_flag=True, help="Dash's development server with debug tools (never in production).")
+def serve(host: str | None, port: int | None, workers: int, dev: bool) -> None:
+    """Serve the app with gunicorn."""
+    s = get_settings()
+    host = host or s.host
+    port = port or s.port
+    url = _resolve("app")
+    _check_db(url)
+    if not _port_free(host, port):
+        _fail(f"port {port} on {host} is already in use; choose another with --port or DVMAP_PORT")
+    if dev:
+        from map_app.app import create_app
+
+        create_app().run(host=host, port=port, debug=True)
+        return
+    from gunicorn.app.base import BaseApplication
+
+    class _App(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("timeout", 120)
+            self.cfg.set("accesslog", "-")
+
+        def load(self):
+            from map_app.app import create_app
+
+            return create_app().server
+
+    click.echo(f"serving on http://{host}:{port}")
+    _App().run()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
