@@ -148,3 +148,26 @@ def make_sessionmaker(engine: Engine) -> sessionmaker:
 def scoped(factory: sessionmaker, scope: Scope) -> Session:
     """Open a session bound to ``scope`` (use as a context manager)."""
     return factory(info={"scope": scope})
+
+
+class Database:
+    """The app's engine and session factory, plus how to find the caller's scope.
+
+    Parameters
+    ----------
+    url : str
+        URL of the app role (RLS applies).
+    scope_provider : callable
+        Returns the :class:`Scope` of the current request; the web layer supplies it
+        from the server-side session, never from request input.
+    """
+
+    def __init__(self, url: str, scope_provider=None, **engine_kw):
+        self.url = url
+        self.engine = make_engine(url, **engine_kw)
+        self.sessionmaker = make_sessionmaker(self.engine)
+        self.scope_provider = scope_provider or (lambda: Scope())
+
+    def session(self, scope: Scope | None = None) -> Session:
+        """A session scoped to ``scope`` or, by default, to the current request's scope."""
+        return scoped(self.sessionmaker, scope if scope is not None else self.scope_provider())

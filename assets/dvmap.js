@@ -1,0 +1,140 @@
+/* Functions referenced by dash-leaflet props as {variable: "dvmap.<group>.<name>"}.
+ * They read display options from context.hideout, so restyling never re-sends data. */
+window.dvmap = Object.assign({}, window.dvmap, {
+  filters: {
+    visible: function (feature, context) {
+      const h = (context && context.hideout) || {};
+      return h.visible !== false;
+    }
+  },
+  styles: {
+    outline: function (feature) {
+      if (feature.properties.kind === "county") {
+        return {color: "#1c3d5a", weight: 3, fill: true, fillColor: "#f7f5ee", fillOpacity: 1};
+      }
+      return {color: "#4a6a85", weight: 1.6, dashArray: "6 4", fill: false};
+    },
+    village: function (feature, context) {
+      const h = (context && context.hideout) || {};
+      const selected = h.selected && String(h.selected) === String(feature.properties.id);
+      return {color: selected ? "#b91c1c" : "#2f6f4f", weight: selected ? 3 : 1,
+              fillColor: "#7fb08f", fillOpacity: selected ? 0.18 : 0.04};
+    },
+    grid: function (feature, context) {
+      const h = (context && context.hideout) || {};
+      const selected = h.selected && String(h.selected) === String(feature.properties.id);
+      return {color: "#c2410c", weight: selected ? 3 : 1, dashArray: selected ? null : "3 3",
+              fillColor: "#fb923c", fillOpacity: selected ? 0.2 : 0.0};
+    },
+    choropleth: function (feature, context) {
+      const h = (context && context.hideout) || {};
+      const metric = h.metric || "total";
+      const breaks = (h.classes || {})[metric] || [];
+      const colors = h.colors || ["#ccc"];
+      const v = feature.properties[metric];
+      let color = "#e5e7eb";
+      if (v !== null && v !== undefined) {
+        color = colors[colors.length - 1];
+        for (let i = 0; i < breaks.length; i++) {
+          if (v <= breaks[i]) { color = colors[Math.min(i, colors.length - 1)]; break; }
+        }
+      }
+      return {color: "#ffffff", weight: 0.6, fillColor: color, fillOpacity: 0.78};
+    }
+  },
+  points: {
+    resource: function (feature, latlng) {
+      const p = feature.properties;
+      const icon = L.divIcon({
+        className: "res-marker",
+        html: '<span class="res-icon" style="background:' + p.color + '">' + p.icon + "</span>",
+        iconSize: [24, 24], iconAnchor: [12, 12]
+      });
+      return L.marker(latlng, {icon: icon, title: p.name});
+    },
+    sensor: function (feature, latlng, context) {
+      const p = feature.properties;
+      const h = (context && context.hideout) || {};
+      if (p.kind === "sensor_aggregate") {
+        const n = p.count, bad = p.alarm, off = p.offline;
+        const size = n > 400 ? 40 : n > 150 ? 34 : 28;
+        const cls = bad > 0 ? "agg agg-alarm" : off > 0 ? "agg agg-offline" : "agg";
+        const icon = L.divIcon({
+          className: "sensor-agg",
+          html: '<span class="' + cls + '" style="width:' + size + "px;height:" + size + "px;line-height:" +
+                size + 'px">' + n + (bad > 0 ? '<i class="agg-badge">' + bad + "</i>" : "") + "</span>",
+          iconSize: [size, size], iconAnchor: [size / 2, size / 2]
+        });
+        return L.marker(latlng, {icon: icon, title: p.name});
+      }
+      const colors = h.status_colors || {};
+      const color = colors[p.status] || "#16a34a";
+      const marker = L.circleMarker(latlng, {
+        radius: p.status === "alarm" ? 7 : 5, color: "#ffffff", weight: 1.2,
+        fillColor: color, fillOpacity: 0.95,
+        className: p.status === "alarm" ? "sensor-alarm" : ""
+      });
+      return marker;
+    },
+    label: function (feature, latlng) {
+      const p = feature.properties;
+      const span = document.createElement("span");
+      span.textContent = p.label;  // text, never HTML: names come from data
+      const icon = L.divIcon({className: "place-label place-label-" + p.level, html: span.outerHTML,
+                              iconSize: null});
+      return L.marker(latlng, {icon: icon, interactive: false, keyboard: false});
+    },
+    cluster: function (feature, latlng, index, context) {
+      const n = feature.properties.point_count;
+      const size = n > 50 ? 40 : n > 10 ? 34 : 28;
+      const icon = L.divIcon({
+        className: "res-cluster",
+        html: '<span style="width:' + size + "px;height:" + size + "px;line-height:" + size + 'px">' + n + "</span>",
+        iconSize: [size, size], iconAnchor: [size / 2, size / 2]
+      });
+      return L.marker(latlng, {icon: icon});
+    }
+  },
+  each: {
+    villageTooltip: function (feature, layer) {
+      const p = feature.properties;
+      const el = document.createElement("div");
+      const b = document.createElement("b"); b.textContent = p.name; el.appendChild(b);
+      el.appendChild(document.createElement("br"));
+      el.appendChild(document.createTextNode(p.town + " · " + p.code));
+      if (p.population !== null && p.population !== undefined) {
+        el.appendChild(document.createElement("br"));
+        el.appendChild(document.createTextNode("人口 " + p.population.toLocaleString()));
+      }
+      layer.bindTooltip(el, {sticky: true, direction: "top", className: "feature-tip"});
+    },
+    gridTooltip: function (feature, layer) {
+      const p = feature.properties;
+      const el = document.createElement("div");
+      const b = document.createElement("b"); b.textContent = p.name; el.appendChild(b);
+      el.appendChild(document.createElement("br"));
+      el.appendChild(document.createTextNode(p.code + (p.worker ? " · 网格员 " + p.worker : "")));
+      layer.bindTooltip(el, {sticky: true, direction: "top", className: "feature-tip"});
+    },
+    populationTooltip: function (feature, layer) {
+      const p = feature.properties;
+      const el = document.createElement("div");
+      const b = document.createElement("b"); b.textContent = p.name; el.appendChild(b);
+      el.appendChild(document.createElement("br"));
+      el.appendChild(document.createTextNode(
+        (p.total || 0).toLocaleString() + " 人 · 60+ " + (100 * (p.share60 || 0)).toFixed(1) + "% · " +
+        (p.households || 0).toLocaleString() + " 户"));
+      layer.bindTooltip(el, {sticky: true, direction: "top", className: "feature-tip"});
+    }
+  }
+});
+
+/* Keep a handle on the Leaflet map(s): browser tests and the render benchmark use it
+ * to turn lon/lat into screen points and to read Performance marks. */
+(function hookMaps() {
+  if (!window.L || !window.L.Map) { setTimeout(hookMaps, 20); return; }
+  window.L.Map.addInitHook(function () {
+    window.dvmap.maps = (window.dvmap.maps || []).concat([this]);
+    if (window.performance && performance.mark) { performance.mark("dvmap-map-init"); }
+  });
+})();

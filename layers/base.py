@@ -1,0 +1,167 @@
+"""The Layer contract: one class per map layer, registered in layers/registry.py.
+
+Every layer is drawn by the same component pattern (``{"type": "layer", "name": ...}``),
+loaded by viewport through one set of callbacks, and styled by JS functions in
+assets/dvmap.js through ``hideout``. Adding a layer = its module + one registry line.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import dash_leaflet as dl
+from dash import html
+
+from geodata.i18n import pick, t
+from geodata.queries.layers import BBox
+
+EMPTY_FC: dict = {"type": "FeatureCollection", "features": []}
+
+
+def js(path: str) -> dict:
+    """Reference to a JS function in assets/dvmap.js, e.g. ``js("styles.village")``."""
+    return {"variable": f"dvmap.{path}"}
+
+
+@dataclass
+class LegendItem:
+    label_zh: str
+    label_en: str
+    color: str
+    shape: str = "fill"  # fill | line | dashed | circle | icon
+    icon: str | None = None
+
+    def render(self, lang: str):
+        swatch_class = f"legend-swatch legend-{self.shape}"
+        style = {"--swatch": self.color}
+        return html.Div(
+            [html.Span(self.icon or "", className=swatch_class, style=style),
+             html.Span(pick(self.label_zh, self.label_en, lang))],
+            className="legend-item",
+        )
+
+
+@dataclass
+class SubType:
+    code: str
+    name_zh: str
+    name_en: str
+    color: str | None = None
+    icon: str | None = None
+
+
+@dataclass
+class ViewRequest:
+    """What the map asks of a layer: viewport, zoom and the layer's own options."""
+
+    bbox: BBox
+    zoom: float
+    subtypes: list[str] | None = None
+    options: dict = field(default_factory=dict)
+
+
+def padded_bbox(bounds: list[list[float]], zoom: float) -> tuple[BBox, str]:
+    """Snap the view to a coarser grid so small pans reuse the data already sent.
+
+    Returns the padded box and a key; a layer only reloads when the key changes.
+    """
+    (s, w), (n, e) = bounds
+    step_x = max(e - w, 1e-6)
+    step_y = max(n - s, 1e-6)
+    x0 = math.floor(w / step_x - 0.5) * step_x
+    x1 = math.ceil(e / step_x + 0.5) * step_x
+    y0 = math.floor(s / step_y - 0.5) * step_y
+    y1 = math.ceil(n / step_y + 0.5) * step_y
+    key = f"{round(zoom)}:{x0:.5f}:{y0:.5f}:{x1:.5f}:{y1:.5f}"
+    return (x0, y0, x1, y1), key
+
+
+class Layer:
+    """Base class of map layers.
+
+    Subclasses set the class attributes and implement :meth:`features`.
+    """
+
+    name: str = ""
+    title_zh: str = ""
+    title_en: str = ""
+    min_zoom: float = 0
+    visible: bool = True          # on when the page opens
+    static: bool = False          # whole layer once, not per viewport (small layers)
+    toggleable: bool = True
+    style: str | None = None      # JS function name in dvmap.styles
+    point_to_layer: str | None = None
+    on_each_feature: str | None = None
+    cluster: bool = False
+    interactive: bool = True
+    z_index: int = 400            # Leaflet pane order; polygons below points
+
+    # -- data -----------------------------------------------------------
+    def features(self, session, req: ViewRequest) -> dict:
+        raise NotImplementedError
+
+    def request_key(self, req: ViewRequest, view_key: str) -> str:
+        """Changes exactly when the layer's data must be reloaded."""
+        if self.static:
+            return "static"
+        zoom_band = "in" if req.zoom >= self.min_zoom else "out"
+        return f"{view_key}|{zoom_band}|{','.join(req.subtypes or [])}|{sorted(req.options.items())}"
+
+    def subtypes(self, session) -> list[SubType]:
+        return []
+
+    def initial_hideout(self, session) -> dict:
+        return {}
+
+    def hideout_for(self, session, options: dict, hideout: dict) -> dict:
+        """New hideout when the layer's display options change (no data re-sent)."""
+        return hideout
+
+    # -- presentation ---------------------------------------------------
+    def title(self, lang: str) -> str:
+        return pick(self.title_zh, self.title_en, lang)
+
+    def legend(self, lang: str, hideout: dict) -> list[LegendItem]:
+        return []
+
+    def details(self, session, feature: dict, lang: str):
+        """Panel content for a clicked feature, or None."""
+        return None
+
+    def component(self, hideout: dict):
+        kw: dict[str, Any] = dict(
+            id={"type": "layer", "name": self.name},
+            data=EMPTY_FC,
+            hideout={**hideout, "visible": self.visible},
+            interactive=self.interactive,
+            pane=f"pane-{self.name}",
+            bubblingMouseEvents=False,
+        )
+        if self.style:
+            kw["style"] = js(f"styles.{self.style}")
+        if self.point_to_layer:
+            kw["pointToLayer"] = js(f"points.{self.point_to_layer}")
+        if self.on_each_feature:
+            kw["onEachFeature"] = js(f"each.{self.on_each_feature}")
+        kw["filter"] = js("filters.visible")
+        if self.cluster:
+            kw["cluster"] = True
+            kw["clusterToLayer"] = js("points.cluster")
+            kw["superClusterOptions"] = {"radius": 60, "maxZoom": 16}
+            kw["zoomToBoundsOnClick"] = True
+        return dl.Pane(dl.GeoJSON(**kw), name=f"pane-{self.name}", style={"zIndex": self.z_index})
+
+
+def not_found(lang: str, feature_id) -> Any:
+    """The panel message for an id that does not exist or is out of scope."""
+    return html.Div(t("error.not_found", lang, id=feature_id), className="panel-error", role="alert")
+
+
+def as_int(value) -> int | None:
+    """Parse a feature id from a click or URL; None when it is not a positive integer."""
+    try:
+        number = int(str(value))
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None

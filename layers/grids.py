@@ -1,0 +1,44 @@
+"""网格: current grid polygons with code and grid worker."""
+from geodata.queries import details as d
+from geodata.queries import layers as q
+from layers.base import Layer, LegendItem, ViewRequest, as_int, not_found
+from layers.panel import facts, fmt_area, fmt_int, fmt_pct, fmt_time, header
+
+
+class GridLayer(Layer):
+    name = "grids"
+    title_zh, title_en = "网格", "Grids"
+    min_zoom = 12
+    style = "grid"
+    on_each_feature = "gridTooltip"
+    z_index = 320
+
+    def features(self, session, req: ViewRequest) -> dict:
+        if req.zoom < self.min_zoom:
+            return q.EMPTY_FC
+        return q.grids(session, req.bbox, req.zoom)
+
+    def legend(self, lang, hideout):
+        return [LegendItem("网格界(放大至12级显示)", "Grid boundary (zoom ≥ 12)", "#c2410c", "dashed")]
+
+    def details(self, session, feature, lang):
+        gid = as_int(feature.get("properties", {}).get("id", feature.get("id")))
+        g = d.grid(session, gid) if gid else None
+        if g is None:
+            return not_found(lang, feature.get("id"))
+        share = (g["age_60_plus"] / g["total"]) if g.get("total") else None
+        return [
+            header(g["name"], g["code"], "网格", "Grid", lang),
+            facts([
+                ("field.code", g["code"]),
+                ("field.village", g["village"]),
+                ("field.worker", g["worker"]),
+                ("field.phone", g["worker_phone"]),
+                ("field.population", fmt_int(g["total"])),
+                ("field.age60", f"{fmt_int(g['age_60_plus'])} ({fmt_pct(share)})"),
+                ("field.households", fmt_int(g["households"])),
+                ("field.area", fmt_area(g["area_m2"], lang)),
+                ("field.version", g["version"]),
+                ("field.valid_from", fmt_time(g["valid_from"])),
+            ], lang, test_id="grid-facts"),
+        ]

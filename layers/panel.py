@@ -1,0 +1,47 @@
+"""Small building blocks for the details panel."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from dash import html
+
+from geodata.i18n import pick, t
+
+
+def fmt_int(value) -> str:
+    return "—" if value is None else f"{int(value):,}"
+
+
+def fmt_pct(value) -> str:
+    return "—" if value is None else f"{100 * float(value):.1f}%"
+
+
+def fmt_time(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, datetime):
+        return value.astimezone().strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
+def fmt_area(m2, lang: str) -> str:
+    return "—" if m2 is None else f"{float(m2) / 1e6:.2f} {t('unit.km2', lang)}"
+
+
+def facts(rows: list[tuple[str, object]], lang: str, test_id: str | None = None):
+    """A two-column table of label/value pairs (labels are catalog keys or text)."""
+    body = [
+        html.Tr([html.Th(t(k, lang) if "." in k else k), html.Td(v if v is not None else "—",
+                 **({"data-field": k} if "." in k else {}))])
+        for k, v in rows
+    ]
+    return html.Table(html.Tbody(body), className="facts", **({"data-testid": test_id} if test_id else {}))
+
+
+def header(title: str, subtitle: str, kind_zh: str, kind_en: str, lang: str):
+    return html.Div(
+        [html.Span(pick(kind_zh, kind_en, lang), className="panel-kind"),
+         html.H3(title, className="panel-title"),
+         html.Div(subtitle, className="panel-subtitle")],
+        className="panel-header",
+    )

@@ -1,0 +1,152 @@
+"""The one-map page layout, built per request (language, scope, county extent)."""
+from __future__ import annotations
+
+import dash_leaflet as dl
+import dash_mantine_components as dmc
+from dash import dcc, html
+from flask import current_app, has_request_context, request
+
+from callbacks import ids
+from geodata.config import get_settings
+from geodata.i18n import pick, t
+from geodata.queries import layers as q
+from layers.population import METRICS
+from layers.registry import LAYERS
+
+DEFAULT_BOUNDS = [[30.38, 119.70], [30.75, 120.30]]  # Deqing, used only while the DB is empty
+
+
+def tile_layers() -> list:
+    """Basemap tiles when configured (OSM-style URL or Tianditu key); none by default."""
+    s = get_settings()
+    if s.tile_url:
+        return [dl.TileLayer(url=s.tile_url, attribution=s.tile_attribution, maxZoom=18)]
+    if s.tianditu_key:
+        # Tianditu Web-Mercator (_w) tiles need no datum shift for CGCS2000 data.
+        base = "https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0" \
+               "&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={{z}}&TILEROW={{y}}" \
+               "&TILECOL={{x}}&tk=" + s.tianditu_key
+        return [
+            dl.TileLayer(url=base.format(s="{s}", layer="vec"), subdomains="01234567", maxZoom=18,
+                         attribution="天地图 Tianditu"),
+            dl.TileLayer(url=base.format(s="{s}", layer="cva"), subdomains="01234567", maxZoom=18),
+        ]
+    return []
+
+
+def _layer_controls(session, lang: str):
+    rows = []
+    for layer in LAYERS.values():
+        if not layer.toggleable:
+            continue
+        rows.append(
+            dmc.Checkbox(id=ids.toggle(layer.name), label=layer.title(lang), checked=layer.visible,
+                         className="layer-row", size="sm")
+        )
+        subs = layer.subtypes(session)
+        if subs:
+            rows.append(
+                dmc.CheckboxGroup(
+                    id=ids.subtypes(layer.name),
+                    value=[s.code for s in subs],
+                    children=html.Div(
+                        [dmc.Checkbox(value=s.code, label=pick(s.name_zh, s.name_en, lang), size="xs") for s in subs],
+                        className="subtypes",
+                    ),
+                )
+            )
+        if layer.name == "population":
+            rows.append(
+                html.Div(
+                    [
+                        dmc.SegmentedControl(
+                            id=ids.POP_LEVEL, value="village", size="xs", fullWidth=True,
+                            data=[{"value": "village", "label": t("level.village", lang)},
+                                  {"value": "grid", "label": t("level.grid", lang)}],
+                        ),
+                        dmc.Select(
+                            id=ids.POP_METRIC, value="total", size="xs", allowDeselect=False,
+                            data=[{"value": m, "label": t(f"population.{m}", lang)} for m in METRICS],
+                            mt=6,
+                        ),
+                    ],
+                    className="subtypes",
+                    style={"display": "block"},
+                )
+            )
+    return rows
+
+
+def serve_layout():
+    # Dash also calls this once at start-up, outside any request, to validate ids.
+    lang = "en" if has_request_context() and request.args.get("lang") == "en" else "zh"
+    database = current_app.extensions["dvmap"]
+    with database.session() as session:
+        bounds = q.county_extent(session) or DEFAULT_BOUNDS
+        county = q.county_info(session) or {"name": "", "code": ""}
+        villages = q.all_villages(session)
+        hideouts = {name: layer.initial_hideout(session) for name, layer in LAYERS.items()}
+        controls = _layer_controls(session, lang)
+
+    other = "zh" if lang == "en" else "en"
+    map_children = tile_layers() + [layer.component(hideouts[name]) for name, layer in LAYERS.items()]
+    map_children.append(dl.ScaleControl(position="bottomleft", imperial=False))
+
+    return dmc.MantineProvider(
+        html.Div(
+            [
+                dcc.Location(id=ids.URL, refresh=False),
+                dcc.Store(id=ids.LANG, data=lang),
+                dcc.Store(id=ids.LAYER_KEYS, data={}),
+                html.Header(
+                    [
+                        html.H1(t("app.title", lang)),
+                        html.Span(f"{county['name']} · {t('app.subtitle', lang)}", className="county"),
+                        html.Div(className="spacer"),
+                        dmc.Select(
+                            id=ids.SEARCH, className="search-box", searchable=True, clearable=True,
+                            placeholder=t("search.placeholder", lang), nothingFoundMessage=t("search.nothing", lang),
+                            data=[{"value": str(v["id"]), "label": f"{v['name']} · {v['town']} · {v['code']}"}
+                                  for v in villages],
+                            limit=30,
+                        ),
+                        html.A(t("lang.switch", lang), href=f"?lang={other}", className="lang", id="lang-switch"),
+                    ],
+                    className="topbar",
+                ),
+                html.Aside(
+                    [
+                        html.Div(t("panel.layers", lang), className="section-title"),
+                        *controls,
+                        html.Div(t("panel.legend", lang), className="section-title"),
+                        html.Div(id=ids.LEGEND),
+                        html.Div(
+                            pick("坐标系:CGCS2000(EPSG:4490);未配置底图时以县、乡镇界为底。",
+                                 "CRS: CGCS2000 (EPSG:4490); without basemap tiles the county and town "
+                                 "boundaries form the base.", lang),
+                            className="scale-note",
+                        ),
+                    ],
+                    className="sidebar",
+                ),
+                html.Main(
+                    dl.Map(
+                        id=ids.MAP, children=map_children, bounds=bounds, boundsOptions={"padding": [10, 10]},
+                        minZoom=8, maxZoom=18, zoomSnap=0.5, preferCanvas=False, trackViewport=True,
+                        maxBounds=[[bounds[0][0] - 0.5, bounds[0][1] - 0.5], [bounds[1][0] + 0.5, bounds[1][1] + 0.5]],
+                        attributionControl=bool(tile_layers()),
+                    ),
+                    className="map-wrap",
+                ),
+                html.Aside(
+                    html.Div(
+                        [html.Div(t("panel.details", lang), className="section-title"),
+                         html.Div(t("panel.hint", lang), className="panel-hint")],
+                        id=ids.DETAILS,
+                    ),
+                    className="detailbar",
+                ),
+            ],
+            className="app",
+        )
+    )
