@@ -129,7 +129,7 @@ def gcj02_to_wgs84(lon, lat):
     Starting from the GCJ-02 point as a guess, the guess is moved by the
     residual of its forward transform until it changes by less than 1e-10°
     (usually 3–5 iterations). The result is accurate to better than 1e-7°
-    (about 1 cm), unlike the common one-step approximation (~1–2 m).
+    (about 1 cm), unlike the common one-step approximation (off by 1–5 m).
 
     Parameters
     ----------

@@ -103,8 +103,9 @@ def owner_url(settings: Settings | None = None) -> str:
 def make_engine(url: str, **kw) -> Engine:
     """Create an engine for ``url`` with sane pool settings."""
     kw.setdefault("pool_pre_ping", True)
-    kw.setdefault("pool_size", 5)
-    kw.setdefault("max_overflow", 5)
+    if "poolclass" not in kw:
+        kw.setdefault("pool_size", 5)
+        kw.setdefault("max_overflow", 5)
     connect_args = kw.pop("connect_args", {})
     connect_args.setdefault("connect_timeout", 5)
     connect_args.setdefault("application_name", "dvmap")

@@ -1,5 +1,6 @@
 """网格: current grid polygons with code and grid worker."""
 from geodata.queries import details as d
+from geodata.users import mask_phone
 from geodata.queries import layers as q
 from layers.base import Layer, LegendItem, ViewRequest, as_int, not_found
 from layers.panel import facts, fmt_area, fmt_int, fmt_pct, fmt_time, header
@@ -33,7 +34,9 @@ class GridLayer(Layer):
                 ("field.code", g["code"]),
                 ("field.village", g["village"]),
                 ("field.worker", g["worker"]),
-                ("field.phone", g["worker_phone"]),
+                # Personal data: masked for roles that do not need to call the worker.
+                ("field.phone", mask_phone(g["worker_phone"], session.info.get("scope").role
+                                           if session.info.get("scope") else "anonymous")),
                 ("field.population", fmt_int(g["total"])),
                 ("field.age60", f"{fmt_int(g['age_60_plus'])} ({fmt_pct(share)})"),
                 ("field.households", fmt_int(g["households"])),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from pathlib import Path
 
@@ -9,16 +10,52 @@ import dash
 from flask import Flask, jsonify
 
 from geodata.config import PROJECT_ROOT, get_settings
-from geodata.db import Database, Scope, app_url
+from geodata.db import Database, app_url
 
 log = logging.getLogger("dvmap")
 
 ASSETS = PROJECT_ROOT / "assets"
 
 
-def _county_scope() -> Scope:
-    # Until login exists (issue 3) every request sees the county, read through RLS.
-    return Scope.county("viewer")
+_CALLBACKS: tuple | None = None
+
+
+def _register_callbacks() -> None:
+    """Make the ``dash.callback`` registrations of callbacks/ available to this app.
+
+    Dash moves global callbacks into the first app that starts serving; tests and
+    tools create several apps in one process, so the registrations are remembered
+    once and handed again to every new app.
+    """
+    global _CALLBACKS
+    from dash import _callback
+
+    if _CALLBACKS is None:
+        import callbacks.map  # noqa: F401  (registers the callbacks)
+
+        _CALLBACKS = (list(_callback.GLOBAL_CALLBACK_LIST), dict(_callback.GLOBAL_CALLBACK_MAP))
+        return
+    for item in _CALLBACKS[0]:
+        if item not in _callback.GLOBAL_CALLBACK_LIST:
+            _callback.GLOBAL_CALLBACK_LIST.append(item)
+    _callback.GLOBAL_CALLBACK_MAP.update(_CALLBACKS[1])
+
+
+def _persistent_secret(data_dir: Path) -> str:
+    """A secret key kept in the data folder, so every gunicorn worker signs sessions alike."""
+    path = Path(data_dir) / "flask-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{secrets.token_hex(4)}")
+        tmp.write_text(secrets.token_hex(32))
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)  # atomic: the first worker wins, the others read its key
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
 
 
 def create_app(database_url: str | None = None) -> dash.Dash:
@@ -32,12 +69,23 @@ def create_app(database_url: str | None = None) -> dash.Dash:
     settings = get_settings()
     server = Flask("dvmap")
     server.config.update(
-        SECRET_KEY=settings.secret_key or secrets.token_hex(32),
+        SECRET_KEY=settings.secret_key or _persistent_secret(settings.data_dir),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=settings.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=8 * 3600,
+        MAX_CONTENT_LENGTH=64 * 1024 * 1024,
     )
-    database = Database(database_url or app_url(settings), scope_provider=_county_scope)
+    database = Database(database_url or app_url(settings))
     server.extensions["dvmap"] = database
+    from map_app.auth import init_auth
+
+    init_auth(server, database)
+    from map_app.admin import blueprint as admin_blueprint
+
+    server.register_blueprint(admin_blueprint)
 
     @server.get("/healthz")
     def healthz():
@@ -50,7 +98,7 @@ def create_app(database_url: str | None = None) -> dash.Dash:
             return jsonify(status="error", database=type(exc).__name__), 503
         return jsonify(status="ok")
 
-    import callbacks.map  # noqa: F401  (registers the callbacks)
+    _register_callbacks()
     from map_app.layout import serve_layout
 
     app = dash.Dash(

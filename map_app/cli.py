@@ -138,9 +138,108 @@ def demo_data(seed: int, replace: bool) -> None:
         summary = load_demo(url, seed=seed, replace=replace)
     except DemoAlreadyLoaded as exc:
         click.echo(str(exc))
-        return
-    for key, value in summary.items():
-        click.echo(f"  {key}: {value}")
+    else:
+        for key, value in summary.items():
+            click.echo(f"  {key}: {value}")
+    from etl.demo_accounts import ensure_demo_accounts
+
+    accounts = ensure_demo_accounts(url)
+    if accounts:
+        click.echo("\n演示账户 / demo accounts (refused when DVMAP_ENV=production until the password is changed):")
+        for a in accounts:
+            click.echo(f"  {a['username']:<10} {a['password']:<26} {a['role']:<17} {a['unit']}")
+
+
+# -- users ----------------------------------------------------------------------
+@main.group("users")
+def users_group() -> None:
+    """User accounts and roles."""
+
+
+def _user_session():
+    from geodata.db import SYSTEM, make_engine, make_sessionmaker, scoped
+
+    url = _resolve("owner")
+    _check_db(url)
+    return scoped(make_sessionmaker(make_engine(url)), SYSTEM)
+
+
+def _users_call(fn) -> None:
+    from geodata.users import AuthError
+
+    try:
+        with _user_session() as s, s.begin():
+            fn(s)
+    except AuthError as exc:
+        _fail(f"{exc.message_zh} / {exc.message_en}")
+
+
+@users_group.command("add")
+@click.argument("username")
+@click.option("--role", required=True, help="county_leader|town_official|village_official|grid_manager|grid_worker|planner|admin")
+@click.option("--name", "display_name", default=None, help="Display name.")
+@click.option("--village", "village_code", default=None, help="12-digit village code (village officials).")
+@click.option("--town", "town_code", default=None, help="12-digit town code (town officials).")
+@click.option("--person", "person_id", default=None, type=int, help="person id (grid workers).")
+@click.password_option(help="Password (asked for when omitted).")
+def users_add(username, role, display_name, village_code, town_code, person_id, password):
+    """Add a user."""
+    from geodata import users
+
+    _users_call(lambda s: users.create_user(s, username, password, role, display_name=display_name,
+                                            village_code=village_code, town_code=town_code,
+                                            person_id=person_id, actor="cli"))
+    click.echo(f"added {username} ({role})")
+
+
+@users_group.command("list")
+def users_list():
+    """List users."""
+    from geodata import users
+
+    def show(s):
+        for u in users.list_users(s):
+            unit = u.village_id or u.town_id or u.person_id or "-"
+            flags = ("" if u.active else " disabled") + (" demo" if u.is_demo else "")
+            click.echo(f"{u.username:<16} {u.role:<17} {str(unit):<6} {u.display_name}{flags}")
+
+    _users_call(show)
+
+
+@users_group.command("set-role")
+@click.argument("username")
+@click.argument("role")
+@click.option("--village", "village_code", default=None)
+@click.option("--town", "town_code", default=None)
+@click.option("--person", "person_id", default=None, type=int)
+def users_set_role(username, role, village_code, town_code, person_id):
+    """Change a user's role."""
+    from geodata import users
+
+    _users_call(lambda s: users.set_role(s, username, role, village_code=village_code, town_code=town_code,
+                                         person_id=person_id, actor="cli"))
+    click.echo(f"{username}: {role}")
+
+
+@users_group.command("disable")
+@click.argument("username")
+def users_disable(username):
+    """Disable a user (cannot log in; open sessions end)."""
+    from geodata import users
+
+    _users_call(lambda s: users.set_active(s, username, False, actor="cli"))
+    click.echo(f"disabled {username}")
+
+
+@users_group.command("set-password")
+@click.argument("username")
+@click.password_option()
+def users_set_password(username, password):
+    """Set a user's password (a demo account stops being one)."""
+    from geodata import users
+
+    _users_call(lambda s: users.set_password(s, username, password, actor="cli"))
+    click.echo(f"password changed for {username}")
 
 
 # -- serving --------------------------------------------------------------------

@@ -77,12 +77,37 @@ def _layer_controls(session, lang: str):
     return rows
 
 
+def _user_box(lang: str) -> list:
+    """Who is logged in, their role, admin link and the logout button."""
+    from flask_login import current_user
+
+    from geodata.users import ROLE_LABELS
+    from map_app.auth import csrf_token
+
+    if not has_request_context() or not current_user.is_authenticated:
+        return []
+    user = current_user.user
+    role = pick(*ROLE_LABELS.get(user.role, (user.role, user.role)), lang)
+    items = [html.Span([html.B(user.display_name), f" · {role}"], className="user", id="current-user")]
+    if user.role == "admin":
+        items.append(html.A(pick("用户管理", "Users", lang), href="/admin/users", className="lang"))
+    items.append(
+        html.Form(
+            [dcc.Input(type="hidden", name="csrf", value=csrf_token()),
+             html.Button(pick("退出", "Sign out", lang), type="submit", className="logout", id="logout")],
+            action="/logout", method="POST", className="logout-form",
+        )
+    )
+    return items
+
+
 def serve_layout():
     # Dash also calls this once at start-up, outside any request, to validate ids.
     lang = "en" if has_request_context() and request.args.get("lang") == "en" else "zh"
     database = current_app.extensions["dvmap"]
     with database.session() as session:
-        bounds = q.county_extent(session) or DEFAULT_BOUNDS
+        # A village official's map opens on what they may see, not on the whole county.
+        bounds = q.scope_extent(session) or q.county_extent(session) or DEFAULT_BOUNDS
         county = q.county_info(session) or {"name": "", "code": ""}
         villages = q.all_villages(session)
         hideouts = {name: layer.initial_hideout(session) for name, layer in LAYERS.items()}
@@ -110,6 +135,7 @@ def serve_layout():
                                   for v in villages],
                             limit=30,
                         ),
+                        *_user_box(lang),
                         html.A(t("lang.switch", lang), href=f"?lang={other}", className="lang", id="lang-switch"),
                     ],
                     className="topbar",

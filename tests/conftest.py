@@ -77,9 +77,11 @@ def app_engine(pg):
 @pytest.fixture(scope="session")
 def demo_db(pg):
     """The test database with the demo county (seed 42) loaded once."""
+    from etl.demo_accounts import ensure_demo_accounts
     from etl.demo_county import load_demo
 
     summary = load_demo(pg.owner_url, seed=42)
+    summary["accounts"] = ensure_demo_accounts(pg.owner_url)
     return summary
 
 

@@ -64,6 +64,16 @@ def county_extent(session: Session) -> list[list[float]] | None:
     return [[row[1], row[0]], [row[3], row[2]]]
 
 
+def scope_extent(session: Session) -> list[list[float]] | None:
+    """Bounds of the villages the caller may see (RLS applies), or None."""
+    row = session.execute(
+        text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) e FROM village) x")
+    ).one()
+    if row[0] is None:
+        return None
+    return [[row[1], row[0]], [row[3], row[2]]]
+
+
 def county_info(session: Session) -> dict | None:
     """Name, code and provenance of the county."""
     row = session.execute(text("SELECT code, name, source, source_note FROM county ORDER BY id LIMIT 1")).mappings().first()
@@ -277,7 +287,8 @@ def search_villages(session: Session, query: str, limit: int = 10) -> list[dict]
     q = (query or "").strip()
     if not q:
         return []
-    like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    like = "%" + escaped + "%"
     rows = session.execute(
         text(
             """
@@ -289,7 +300,7 @@ def search_villages(session: Session, query: str, limit: int = 10) -> list[dict]
              LIMIT :limit
             """
         ),
-        {"like": like, "prefix": q.replace("%", "") + "%", "q": q, "limit": limit},
+        {"like": like, "prefix": escaped + "%", "q": q, "limit": limit},
     ).mappings()
     return [
         {"id": r["id"], "name": r["name"], "code": r["code"], "town": r["town"],

@@ -74,3 +74,14 @@ def shot(page, name: str) -> Path:
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+def login(page, base_url: str, username: str, password: str | None = None, lang: str = "zh") -> None:
+    """Sign in through the real login form."""
+    from etl.demo_accounts import demo_password
+
+    page.goto(f"{base_url}/login?lang={lang}")
+    page.fill("#username", username)
+    page.fill("#password", password or demo_password(username))
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url, timeout=15_000)

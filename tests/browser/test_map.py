@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from tests.browser.conftest import shot
+from tests.browser.conftest import login, shot
 
 POLYGONS = ".leaflet-pane path.leaflet-interactive"
 
@@ -30,6 +30,7 @@ def _village_with_interior_point(app_engine):
 
 
 def test_map_shows_villages_toggles_layers_and_opens_a_village(live_app, page, app_engine):
+    login(page, live_app["url"], "leader")
     page.goto(live_app["url"] + "/")
     _wait_for_villages(page)
     n_polys = page.locator(POLYGONS).count()
@@ -70,6 +71,7 @@ def test_map_shows_villages_toggles_layers_and_opens_a_village(live_app, page, a
 
 def test_search_flies_to_village_and_unknown_id_gives_a_message(live_app, page, app_engine):
     village = _village_with_interior_point(app_engine)
+    login(page, live_app["url"], "planner")
     page.goto(live_app["url"] + "/?village=99999999")
     page.wait_for_selector(".panel-error", timeout=15_000)
     assert "99999999" in page.locator(".panel-error").inner_text()

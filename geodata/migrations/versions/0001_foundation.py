@@ -85,6 +85,7 @@ def upgrade() -> None:
             area_m2     double precision GENERATED ALWAYS AS (ST_Area(ST_Transform(geom, 4549))) STORED
         );
         CREATE INDEX village_geom_gix ON village USING gist (geom);
+        CREATE INDEX village_label_gix ON village USING gist (label_point);
         CREATE INDEX village_town_idx ON village (town_id);
         CREATE INDEX village_name_idx ON village (name);
         """
