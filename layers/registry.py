@@ -5,7 +5,7 @@ Order is drawing order in the layer panel (top to bottom).
 from layers.base import Layer
 from layers.grids import GridLayer
 from layers.labels import LabelLayer
-from layers.outline import OutlineLayer
+from layers.outline import CountyLayer, TownLayer
 from layers.population import PopulationLayer
 from layers.resources import ResourceLayer
 from layers.sensors import SensorLayer
@@ -14,8 +14,9 @@ from layers.villages import VillageLayer
 LAYERS: dict[str, Layer] = {
     layer.name: layer
     for layer in (
-        OutlineLayer(),
+        CountyLayer(),
         VillageLayer(),
+        TownLayer(),
         GridLayer(),
         PopulationLayer(),
         ResourceLayer(),

@@ -14,18 +14,24 @@ class SensorLayer(Layer):
     name = "sensors"
     title_zh, title_en = "物联感知设备", "IoT sensors"
     min_zoom = 14
+    village_zoom = 12   # below: counts per town; from here: counts per village
     point_to_layer = "sensor"
     z_index = 620
 
     def features(self, session, req: ViewRequest) -> dict:
+        if req.zoom < self.village_zoom:
+            return q.sensors_by_unit(session, "town", (-180.0, -90.0, 180.0, 90.0), req.subtypes)
         if req.zoom < self.min_zoom:
-            return q.sensors_by_village(session, req.bbox, req.subtypes)
+            return q.sensors_by_unit(session, "village", (-180.0, -90.0, 180.0, 90.0), req.subtypes)
         return q.sensors(session, req.bbox, req.subtypes)
 
     def request_key(self, req, view_key):
         base = super().request_key(req, view_key)
         # Zoomed out: per-village counts for the whole county, independent of panning.
-        return base if req.zoom >= self.min_zoom else "agg|" + ",".join(req.subtypes or ["*"])
+        if req.zoom >= self.min_zoom:
+            return base
+        level = "town" if req.zoom < self.village_zoom else "village"
+        return f"agg-{level}|" + ",".join(req.subtypes or ["*"])
 
     def subtypes(self, session):
         return [SubType(r["code"], r["name_zh"], r["name_en"], TYPE_COLORS.get(r["code"], "#333"))
@@ -39,8 +45,9 @@ class SensorLayer(Layer):
     def legend(self, lang, hideout):
         items = [LegendItem(t(f"status.{k}", "zh"), t(f"status.{k}", "en"), c, "circle")
                  for k, c in STATUS_COLORS.items()]
-        items.append(LegendItem("数字:村内设备数(放大至14级显示单个设备)",
-                                "Numbers: sensors per village (zoom ≥ 14 for each sensor)", "#334155", "count"))
+        items.append(LegendItem("方框数字:乡镇/村内设备数,红色角标为告警数(放大至14级显示单个设备)",
+                                "Boxed numbers: sensors per town/village, red badge = alarms (zoom ≥ 14 for each sensor)",
+                                "#16a34a", "count"))
         return items
 
     def details(self, session, feature, lang):

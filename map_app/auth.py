@@ -77,7 +77,7 @@ def _safe_next(target: str | None) -> str:
 
 LOGIN_PAGE = """<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{title}</title>
+<title>{title}</title><link rel="icon" href="data:,">
 <style>
 body{{margin:0;min-height:100vh;display:flex;align-items:center;justify-content:center;
 background:linear-gradient(160deg,#12355b,#1f5f8b);font-family:"Noto Sans CJK SC","WenQuanYi Micro Hei",system-ui,sans-serif}}

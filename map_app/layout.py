@@ -157,7 +157,11 @@ def serve_layout():
                 ),
                 html.Main(
                     dl.Map(
-                        id=ids.MAP, children=map_children, bounds=bounds, boundsOptions={"padding": [10, 10]},
+                        # dash-leaflet 1.1's `bounds` prop throws on first render; start from the centre
+                        # and fit the bounds through `viewport`, which it handles.
+                        id=ids.MAP, children=map_children,
+                        center=[(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2], zoom=10,
+                        viewport={"bounds": bounds, "transition": "fitBounds", "options": {"padding": [10, 10]}},
                         minZoom=8, maxZoom=18, zoomSnap=0.5, preferCanvas=False, trackViewport=True,
                         maxBounds=[[bounds[0][0] - 0.5, bounds[0][1] - 0.5], [bounds[1][0] + 0.5, bounds[1][1] + 0.5]],
                         attributionControl=bool(tile_layers()),

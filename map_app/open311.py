@@ -24,7 +24,6 @@ sessionmaker). Without that call the blueprint falls back to
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
@@ -36,8 +35,6 @@ from geodata import events as ev
 from geodata.db import Scope, scoped
 from geodata.i18n import BilingualError
 from geodata.workflow import STATE_LABELS, State, open311_status, states_for_open311
-
-log = logging.getLogger(__name__)
 
 blueprint = Blueprint("open311", __name__, url_prefix="/open311/v2")
 

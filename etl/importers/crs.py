@@ -254,6 +254,8 @@ def plan(declared: CRS | None, given: str | None, datum: str | None, xy: np.ndar
     assumed = False
     if source is None:
         if not _degree_range(xy) and not (swap_axes and _degree_range(xy[:, ::-1])):
+            if xy.size and _degree_range(xy[:, ::-1]) and region.share_inside(xy[:, ::-1]) >= 0.5:
+                raise ImportRejected("axes_swapped", share=region.share_inside(xy[:, ::-1]))
             zh, en = gk_suggestion(xy, region)
             raise CrsRequired("crs_required", sample=_sample_text(xy), hint=zh, hint_en=en)
         source, assumed = STORAGE_CRS, True

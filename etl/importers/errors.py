@@ -115,7 +115,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 
-def message(code: str, **fmt) -> tuple[str, str]:
+def message(code: str, /, **fmt) -> tuple[str, str]:
     """Return the (Chinese, English) message for ``code`` with ``fmt`` filled in.
 
     Parameters
@@ -148,7 +148,7 @@ class ImportRejected(BilingualError):
         Values for the message and for the saved report.
     """
 
-    def __init__(self, code: str, **details):
+    def __init__(self, code: str, /, **details):
         zh, en = message(code, **details)
         super().__init__(zh, en)
         self.code = code

@@ -137,8 +137,8 @@ def _report_params(report: ImportReport, scope: Scope, options: ImportOptions) -
     village = None
     if scope.village_ids is not None and len(scope.village_ids) == 1:
         village = next(iter(scope.village_ids))
-    data.update(village_id=village, user_id=scope.user_id, created_by=options.created_by or scope.role,
-                options=options.public())
+    report.created_by = options.created_by or report.created_by or scope.role
+    data.update(village_id=village, user_id=scope.user_id, created_by=report.created_by, options=options.public())
     out = {}
     for col in _REPORT_COLS:
         value = data.get(col)

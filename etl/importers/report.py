@@ -33,7 +33,7 @@ class Issue:
     detail: dict = field(default_factory=dict)
 
     @classmethod
-    def make(cls, kind: str, code: str, row: int | None = None, fid: Any = None, **detail) -> "Issue":
+    def make(cls, kind: str, code: str, row: int | None = None, fid: Any = None, /, **detail) -> "Issue":
         """Build an issue with its bilingual message from :data:`~etl.importers.errors.MESSAGES`."""
         zh, en = message(code, **detail)
         clean = {k: _jsonable(v) for k, v in detail.items()}
@@ -89,6 +89,7 @@ class ImportReport:
     issues_truncated: bool = False
     notes: list[Issue] = field(default_factory=list)
     options: dict = field(default_factory=dict)
+    created_by: str | None = None
     id: int | None = None
     duplicate_of: int | None = None
     started_at: Any = None
@@ -102,7 +103,7 @@ class ImportReport:
         else:
             self.issues_truncated = True
 
-    def note(self, code: str, **detail) -> None:
+    def note(self, code: str, /, **detail) -> None:
         """Record a file-level note (encoding used, CRS assumed, conversion done...)."""
         self.notes.append(Issue.make("note", code, **detail))
 

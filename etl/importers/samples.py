@@ -116,7 +116,9 @@ def zip_bomb(path: Path, uncompressed: int = 256 << 20, entries: int = 1) -> Pat
     chunk = bytes(1 << 20)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
         for e in range(entries):
-            with zf.open(zipfile.ZipInfo(f"layer{e}.geojson"), "w", force_zip64=True) as fh:
+            info = zipfile.ZipInfo(f"layer{e}.geojson")
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with zf.open(info, "w", force_zip64=True) as fh:
                 left = uncompressed
                 while left > 0:
                     n = min(left, len(chunk))

@@ -80,8 +80,8 @@ def county_info(session: Session) -> dict | None:
     return dict(row) if row else None
 
 
-def base_outlines(session: Session, zoom: float) -> dict:
-    """County and town outlines: the map's base when no tiles are reachable."""
+def base_outlines(session: Session, zoom: float, kinds: Sequence[str] = ("county", "town")) -> dict:
+    """County and/or town outlines: the map's base when no tiles are reachable."""
     tol = pixel_tolerance(zoom)
     return _fc(
         session,
@@ -89,14 +89,14 @@ def base_outlines(session: Session, zoom: float) -> dict:
         SELECT 'Feature' AS type, 'county-' || id AS id,
                ST_AsGeoJSON(ST_SimplifyPreserveTopology(geom, :tol), 6)::json AS geometry,
                json_build_object('kind', 'county', 'name', name, 'code', code) AS properties
-          FROM county
+          FROM county WHERE 'county' = ANY (CAST(:kinds AS text[]))
         UNION ALL
         SELECT 'Feature', 'town-' || id,
                ST_AsGeoJSON(ST_SimplifyPreserveTopology(geom, :tol), 6)::json,
                json_build_object('kind', 'town', 'name', name, 'code', code)
-          FROM town
+          FROM town WHERE 'town' = ANY (CAST(:kinds AS text[]))
         """,
-        {"tol": tol},
+        {"tol": tol, "kinds": list(kinds)},
     )
 
 
@@ -235,30 +235,41 @@ def sensors(session: Session, bbox: BBox, types: Sequence[str] | None, limit: in
     )
 
 
-def sensors_by_village(session: Session, bbox: BBox, types: Sequence[str] | None) -> dict:
-    """Sensor counts per village (normal/alarm/offline) at the village label point.
+def sensors_by_unit(session: Session, level: str, bbox: BBox, types: Sequence[str] | None) -> dict:
+    """Sensor counts (all/alarm/offline) per town or per village, at a point inside the unit.
 
-    Used when zoomed out: one small feature per village instead of thousands of points.
+    Used when zoomed out: one small feature per unit instead of thousands of points.
     """
+    if level == "town":
+        unit = """SELECT t.id, t.name, t.geom, ST_PointOnSurface(t.geom) AS pt, v.id AS village_id
+                    FROM town t JOIN village v ON v.town_id = t.id"""
+    elif level == "village":
+        unit = "SELECT v.id, v.name, v.geom, v.label_point AS pt, v.id AS village_id FROM village v"
+    else:
+        raise ValueError(f"unknown level {level!r}")
     return _fc(
         session,
         f"""
-        SELECT 'Feature' AS type, 'agg-' || v.id AS id, ST_AsGeoJSON(v.label_point, 6)::json AS geometry,
-               json_build_object('kind', 'sensor_aggregate', 'village_id', v.id, 'name', v.name,
-                                 'count', c.n, 'alarm', c.alarm, 'offline', c.offline,
+        WITH unit AS ({unit}),
+        counts AS (
+            SELECT u.id, count(*) AS n,
+                   count(*) FILTER (WHERE s.status = 'alarm') AS alarm,
+                   count(*) FILTER (WHERE s.status = 'offline') AS offline
+              FROM sensor s JOIN unit u ON u.village_id = s.village_id
+             WHERE CAST(:types AS text[]) IS NULL OR s.type = ANY (CAST(:types AS text[]))
+             GROUP BY u.id)
+        SELECT DISTINCT ON (u.id) 'Feature' AS type, :level || '-' || u.id AS id,
+               ST_AsGeoJSON(u.pt, 6)::json AS geometry,
+               json_build_object('kind', 'sensor_aggregate', 'level', CAST(:level AS text), 'unit_id', u.id,
+                                 'name', u.name, 'count', c.n, 'alarm', c.alarm, 'offline', c.offline,
                                  'bounds', json_build_array(
-                                     json_build_array(ST_YMin(v.geom), ST_XMin(v.geom)),
-                                     json_build_array(ST_YMax(v.geom), ST_XMax(v.geom)))) AS properties
-          FROM village v
-          JOIN (SELECT village_id, count(*) AS n,
-                       count(*) FILTER (WHERE status = 'alarm') AS alarm,
-                       count(*) FILTER (WHERE status = 'offline') AS offline
-                  FROM sensor
-                 WHERE CAST(:types AS text[]) IS NULL OR type = ANY (CAST(:types AS text[]))
-                 GROUP BY village_id) c ON c.village_id = v.id
-         WHERE v.label_point && {_ENVELOPE}
+                                     json_build_array(ST_YMin(u.geom), ST_XMin(u.geom)),
+                                     json_build_array(ST_YMax(u.geom), ST_XMax(u.geom)))) AS properties
+          FROM unit u JOIN counts c ON c.id = u.id
+         WHERE u.pt && {_ENVELOPE}
+         ORDER BY u.id
         """,
-        {**_bbox_params(bbox), "types": list(types) if types is not None else None},
+        {**_bbox_params(bbox), "types": list(types) if types is not None else None, "level": level},
     )
 
 

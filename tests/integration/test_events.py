@@ -19,7 +19,7 @@ from geodata.db import SYSTEM, Scope, ScopedSession, apply_scope, make_engine, m
 from geodata.events import (
     Actor, EventInputError, EventNotFound, InvalidTransition, PermissionDenied, StaleVersion,
 )
-from geodata.workflow import Action, State
+from geodata.workflow import State
 from tests.integration.event_world import build_world, destroy_world
 
 CST = timezone(timedelta(hours=8))
@@ -237,6 +237,9 @@ def test_permission_errors_write_nothing(conn, world):
     assert "village" in err.value.message_en
     with pytest.raises(PermissionDenied):
         report(village_s, world.P_COUNTY_QUEUE)  # the county queue is not theirs either
+    # routing looked at every grid, but the caller's scope is back as it was
+    assert village_s.execute(text("SELECT current_setting('dvmap.scope')")).scalar() == str(world.village_a)
+    assert village_s.execute(text("SELECT count(*) FROM village")).scalar() == 1
     assert counts(session_for(conn)) == before
 
 
@@ -608,6 +611,10 @@ def test_indicators_equal_hand_computed_values(s, world):
     by_village = ev.indicators_by_village(s, t(1, 0), t(1, 0, 4), village_ids=[world.village_a, world.village_b])
     assert by_village[world.village_a] == k
     assert by_village[world.village_b].closed == 1 and by_village[world.village_b].closure_rate == 1.0
+    by_town = ev.indicators_grouped(s, t(1, 0), t(1, 0, 4), "town_id", [world.village_a, world.village_b])
+    assert by_town == {world.town_id: both}
+    with pytest.raises(EventInputError):
+        ev.indicators_grouped(s, t(1, 0), t(1, 0, 4), "reporter_phone")
     # February: E6 (closed late, 2 March) and E7 (open)
     feb = ev.indicators(s, t(1, 0, 2), t(1, 0, 3), village_ids=[world.village_a])
     assert (feb.should_close, feb.closed, feb.closed_on_time, feb.postponed) == (2, 0, 0, 0)
@@ -620,3 +627,4 @@ def test_indicators_equal_hand_computed_values(s, world):
 def test_indicators_reject_a_backwards_period(s):
     with pytest.raises(EventInputError):
         ev.indicators(s, t(2), t(1))
+

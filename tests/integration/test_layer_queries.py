@@ -31,10 +31,13 @@ def test_a_small_viewport_returns_only_nearby_features(db_session):
 def test_sensor_counts_per_village_add_up(db_session):
     extent = q.county_extent(db_session)
     (s, w), (n, e) = extent
-    agg = q.sensors_by_village(db_session, (w - 1, s - 1, e + 1, n + 1), None)["features"]
+    agg = q.sensors_by_unit(db_session, "village", (w - 1, s - 1, e + 1, n + 1), None)["features"]
+    towns = q.sensors_by_unit(db_session, "town", (w - 1, s - 1, e + 1, n + 1), None)["features"]
+    assert len(towns) == 12 and sum(f["properties"]["count"] for f in towns) == sum(
+        f["properties"]["count"] for f in agg)
     total = db_session.execute(text("SELECT count(*) FROM sensor")).scalar()
     assert sum(f["properties"]["count"] for f in agg) == total
-    only_smoke = q.sensors_by_village(db_session, (w - 1, s - 1, e + 1, n + 1), ["smoke"])["features"]
+    only_smoke = q.sensors_by_unit(db_session, "village", (w - 1, s - 1, e + 1, n + 1), ["smoke"])["features"]
     smoke = db_session.execute(text("SELECT count(*) FROM sensor WHERE type = 'smoke'")).scalar()
     assert sum(f["properties"]["count"] for f in only_smoke) == smoke
 

@@ -450,13 +450,14 @@ def upgrade() -> None:
                             (SELECT tt.id FROM town tt CROSS JOIN p
                               WHERE ST_Intersects(tt.geom, p.geom) ORDER BY tt.id LIMIT 1)) AS id
           ), near AS (
-            -- other current grids within boundary_m metres (bbox prefilter on the GiST
-            -- index; one degree is at least 80 km anywhere south of 44 N)
+            -- other current grids within boundary_m metres: a bbox prefilter on the GiST
+            -- index (degrees of longitude shrink with cos(lat); 20 % margin), then the
+            -- exact distance on the spheroid
             SELECT coalesce(array_agg(gr.uid ORDER BY ST_Distance(gr.geom::geography, p.geom::geography),
                                       gr.uid), '{}') AS uids
               FROM grid gr CROSS JOIN p
              WHERE gr.valid_to IS NULL
-               AND gr.geom && ST_Expand(p.geom, boundary_m / 80000.0)
+               AND gr.geom && ST_Expand(p.geom, 1.2 * boundary_m / (111000.0 * greatest(cos(radians(lat)), 0.05)))
                AND gr.uid IS DISTINCT FROM (SELECT g.uid FROM g)
                AND ST_DWithin(gr.geom::geography, p.geom::geography, boundary_m)
           ), cand AS (
