@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 
 import dash
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 
 from geodata.config import PROJECT_ROOT, get_settings
 from geodata.db import Database, app_url
@@ -99,7 +99,7 @@ def create_app(database_url: str | None = None) -> dash.Dash:
         return jsonify(status="ok")
 
     _register_callbacks()
-    from map_app.layout import serve_layout
+    from map_app.layout import LANG_COOKIE, serve_layout
 
     app = dash.Dash(
         __name__,
@@ -112,4 +112,11 @@ def create_app(database_url: str | None = None) -> dash.Dash:
     )
     with server.app_context():
         app.layout = serve_layout
+
+    @server.after_request
+    def remember_language(response):
+        chosen = request.args.get("lang")
+        if chosen in ("zh", "en") and request.path in ("/", "/bigscreen"):
+            response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, samesite="Lax", httponly=True)
+        return response
     return app

@@ -13,6 +13,7 @@ from geodata.queries import layers as q
 from layers.population import METRICS
 from layers.registry import LAYERS
 
+LANG_COOKIE = "dvmap_lang"
 DEFAULT_BOUNDS = [[30.38, 119.70], [30.75, 120.30]]  # Deqing, used only while the DB is empty
 
 
@@ -103,7 +104,12 @@ def _user_box(lang: str) -> list:
 
 def serve_layout():
     # Dash also calls this once at start-up, outside any request, to validate ids.
-    lang = "en" if has_request_context() and request.args.get("lang") == "en" else "zh"
+    # The layout is fetched by /_dash-layout, which does not carry the page's query
+    # string: the ?lang= choice travels in a cookie set when the page is requested.
+    lang = "zh"
+    if has_request_context():
+        lang = request.args.get("lang") or request.cookies.get(LANG_COOKIE) or "zh"
+        lang = "en" if lang == "en" else "zh"
     database = current_app.extensions["dvmap"]
     with database.session() as session:
         # A village official's map opens on what they may see, not on the whole county.

@@ -43,7 +43,7 @@ def test_map_shows_villages_toggles_layers_and_opens_a_village(live_app, page, a
     # Toggle the resources layer off: its markers and legend disappear.
     page.get_by_label("公共资源").uncheck()
     page.wait_for_function("document.querySelectorAll('.res-icon, .res-cluster').length === 0", timeout=10_000)
-    assert page.locator("[data-layer=resources]").count() == 0
+    page.wait_for_function("document.querySelectorAll('[data-layer=resources]').length === 0", timeout=10_000)
     # Population choropleth on: filled polygons appear with class-break legend.
     page.get_by_label("人口分布").check()
     page.wait_for_selector("[data-layer=population] .legend-item", timeout=10_000)
@@ -82,8 +82,10 @@ def test_search_flies_to_village_and_unknown_id_gives_a_message(live_app, page, 
     page.keyboard.press("Enter")
     page.wait_for_selector("[data-testid=village-facts]", timeout=10_000)
     assert "Population" in page.locator("#details").inner_text()
-    page.wait_for_timeout(1200)  # fly animation
+    # After the flight the viewport reload brings village labels and grid outlines.
+    page.wait_for_selector(".place-label-village", timeout=15_000)
     zoom = page.evaluate("window.dvmap.maps[0].getZoom()")
     assert zoom >= 12
+    page.wait_for_function("document.querySelectorAll('path[stroke=\"#c2410c\"]').length > 0", timeout=15_000)
     shot(page, "04-search-english")
     assert not page.errors, page.errors

@@ -282,7 +282,7 @@ def upgrade() -> None:
             CHECK ((closed_at IS NOT NULL) = (state IN ('closed', 'evaluated'))),
             CHECK ((rating IS NOT NULL) = (state = 'evaluated')),
             CHECK (queue <> 'grid' OR grid_uid IS NOT NULL),
-            CHECK (queue <> 'county' OR village_id IS NULL)
+            CHECK ((queue = 'county') = (village_id IS NULL))
         ) PARTITION BY RANGE (reported_at);
         ALTER SEQUENCE event_id_seq OWNED BY event.id;
         """

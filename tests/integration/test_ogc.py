@@ -1,0 +1,204 @@
+"""OGC API – Features: read through GDAL's OAPIF driver (pyogrio) against the app on 127.0.0.1."""
+from __future__ import annotations
+
+import re
+import socket
+import threading
+
+import pyogrio
+import pytest
+import requests
+import shapely
+from flask import Flask
+from sqlalchemy import text
+
+from etl.importers import ImportOptions, import_file, samples
+from geodata.db import SYSTEM, Database, Scope, apply_scope
+from tests.conftest import scalar
+
+UA = "dvmap-ogc-test/1.0"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(pg, demo_db, owner_engine, tmp_path_factory):
+    """The full app (login and all) plus the OGC blueprint, served by werkzeug; a custom layer imported."""
+    from werkzeug.serving import make_server
+
+    from map_app.app import create_app
+    from map_app.ogc import init_ogc
+
+    tmp = tmp_path_factory.mktemp("ogc")
+    with owner_engine.begin() as conn:
+        apply_scope(conn, SYSTEM)
+        pts = conn.execute(text("SELECT ST_X(label_point), ST_Y(label_point) FROM village ORDER BY code LIMIT 30")).all()
+    gj = samples.geojson(tmp / "wells.geojson", [(shapely.Point(x, y), {"名称": f"水井{i}", "深度": i})
+                                                 for i, (x, y) in enumerate(pts)])
+    report = import_file(gj, "custom", owner_engine, options=ImportOptions(layer_name="ogc_wells", title_zh="水井",
+                                                                          title_en="Wells", work_dir=tmp))
+    assert report.status in ("imported", "already_imported"), report.lines()
+
+    app = create_app(pg.app_url)
+    init_ogc(app)
+    port = _free_port()
+    server = make_server("127.0.0.1", port, app.server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    server.shutdown()
+    with owner_engine.begin() as conn:
+        apply_scope(conn, SYSTEM)
+        conn.execute(text("DELETE FROM custom_layer WHERE name = 'ogc_wells'"))
+
+
+def _login(base: str, username: str) -> requests.Session:
+    from etl.demo_accounts import demo_password
+
+    s = requests.Session()
+    s.headers["User-Agent"] = UA
+    page = s.get(base + "/login").text
+    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    r = s.post(base + "/login", data={"csrf": token, "username": username, "password": demo_password(username),
+                                      "next": "/"}, allow_redirects=False)
+    assert r.status_code == 302, r.text[:300]
+    return s
+
+
+@pytest.fixture
+def gdal_as(served):
+    """Point GDAL's HTTP client at the app with a logged-in user's session cookie."""
+    def _use(username: str | None):
+        opts = {"GDAL_HTTP_USERAGENT": UA, "GDAL_HTTP_COOKIE": None, "GDAL_HTTP_TIMEOUT": "30",
+                "CPL_VSIL_CURL_CACHE_SIZE": "0", "GDAL_HTTP_MAX_RETRY": "0"}
+        if username:
+            s = _login(served, username)
+            opts["GDAL_HTTP_COOKIE"] = "; ".join(f"{c.name}={c.value}" for c in s.cookies)
+        pyogrio.set_gdal_config_options(opts)
+        return "OAPIF:" + served + "/ogc"
+    yield _use
+    pyogrio.set_gdal_config_options({"GDAL_HTTP_COOKIE": None, "GDAL_HTTP_USERAGENT": None})
+
+
+def test_gdal_lists_and_reads_every_layer(gdal_as, owner_engine):
+    ds = gdal_as("leader")
+    names = {str(r[0]) for r in pyogrio.list_layers(ds)}
+    assert {"villages", "towns", "grids", "resources", "sensors", "population", "ogc_wells"} <= names
+    villages = pyogrio.read_dataframe(ds, layer="villages")
+    n = scalar(owner_engine, "SELECT count(*) FROM village")
+    assert len(villages) == n
+    db_names = set(owner_engine.connect().execute(text("SELECT name FROM village")).scalars())
+    assert set(villages["name"]) == db_names  # Chinese names intact
+    wells = pyogrio.read_dataframe(ds, layer="ogc_wells")
+    assert len(wells) == 30 and set(wells["名称"]) == {f"水井{i}" for i in range(30)}
+
+
+def test_gdal_follows_next_links(gdal_as, owner_engine):
+    ds = gdal_as("leader")
+    n = scalar(owner_engine, "SELECT count(*) FROM resource")
+    assert n > 25
+    df = pyogrio.read_dataframe(ds, layer="resources", PAGE_SIZE=25)
+    assert len(df) == n and df.index.size == len(set(df["name"] + df.geometry.to_wkt()))
+
+
+def test_gdal_bbox_filter(gdal_as, owner_engine):
+    ds = gdal_as("leader")
+    w, s, e, n = scalar(owner_engine, "SELECT ARRAY[ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)]"
+                                      " FROM (SELECT ST_Extent(geom) e FROM village) x")
+    box = (w, s, (w + e) / 2, (s + n) / 2)
+    df = pyogrio.read_dataframe(ds, layer="sensors", bbox=box)
+    expected = scalar(owner_engine, "SELECT count(*) FROM sensor WHERE ST_Intersects(geom,"
+                                    " ST_MakeEnvelope(:w, :s, :e, :n, 4490))", w=box[0], s=box[1], e=box[2], n=box[3])
+    assert len(df) == expected > 0
+
+
+def test_gdal_sees_only_the_users_village(gdal_as):
+    ds = gdal_as("village")
+    villages = pyogrio.read_dataframe(ds, layer="villages")
+    assert len(villages) == 1
+    towns = pyogrio.read_dataframe(ds, layer="towns")  # reference outlines stay visible
+    assert len(towns) >= 1
+
+
+def test_gdal_without_login_is_refused(gdal_as):
+    ds = gdal_as(None)
+    with pytest.raises(Exception):
+        pyogrio.list_layers(ds)
+
+
+def test_core_resources_and_paging_links(served):
+    s = _login(served, "leader")
+    landing = s.get(served + "/ogc/").json()
+    rels = {link["rel"] for link in landing["links"]}
+    assert {"self", "service-desc", "conformance", "data"} <= rels
+    conf = s.get(served + "/ogc/conformance").json()["conformsTo"]
+    assert any(c.endswith("/conf/core") for c in conf) and any(c.endswith("/conf/geojson") for c in conf)
+    api = s.get(served + "/ogc/api")
+    assert api.headers["Content-Type"].startswith("application/vnd.oai.openapi+json") and "paths" in api.json()
+    coll = s.get(served + "/ogc/collections/villages").json()
+    assert coll["itemType"] == "feature" and len(coll["extent"]["spatial"]["bbox"][0]) == 4
+    page = s.get(served + "/ogc/collections/villages/items", params={"limit": 10, "offset": 5})
+    assert page.headers["Content-Type"].startswith("application/geo+json")
+    body = page.json()
+    assert body["numberReturned"] == 10 and body["numberMatched"] > 15
+    nxt = [link for link in body["links"] if link["rel"] == "next"][0]["href"]
+    assert "offset=15" in nxt and "limit=10" in nxt
+    assert [link for link in body["links"] if link["rel"] == "prev"]
+    second = s.get(nxt).json()
+    assert {f["id"] for f in second["features"]}.isdisjoint({f["id"] for f in body["features"]})
+    fid = body["features"][0]["id"]
+    one = s.get(f"{served}/ogc/collections/villages/items/{fid}").json()
+    assert one["id"] == fid and one["properties"]["name"] == body["features"][0]["properties"]["name"]
+    assert s.get(served + "/ogc/collections/villages/items/99999999").status_code == 404
+    assert s.get(served + "/ogc/collections/nope/items").status_code == 404
+    assert s.get(served + "/ogc/collections/villages/items", params={"bbox": "1,2,3"}).status_code == 400
+    assert s.get(served + "/ogc/collections/villages/items", params={"limit": "x"}).status_code == 400
+    assert s.get(served + "/ogc/collections/grids/items", params={"datetime": "yesterday"}).status_code == 400
+
+
+def test_datetime_selects_grid_versions(served, owner_engine):
+    s = _login(served, "leader")
+    current = s.get(served + "/ogc/collections/grids/items", params={"limit": 1}).json()["numberMatched"]
+    assert current == scalar(owner_engine, "SELECT count(*) FROM grid WHERE valid_to IS NULL")
+    past = s.get(served + "/ogc/collections/grids/items",
+                 params={"limit": 1, "datetime": "1990-01-01T00:00:00Z"}).json()["numberMatched"]
+    assert past == 0
+    always = s.get(served + "/ogc/collections/grids/items",
+                   params={"limit": 1, "datetime": "../.."}).json()["numberMatched"]
+    assert always == scalar(owner_engine, "SELECT count(*) FROM grid")
+    coll = s.get(served + "/ogc/collections/grids").json()
+    assert "temporal" in coll["extent"]
+
+
+def test_village_user_cannot_fetch_other_villages_features(served, owner_engine):
+    s = _login(served, "village")
+    mine = s.get(served + "/ogc/collections/villages/items").json()["features"]
+    assert len(mine) == 1
+    other = scalar(owner_engine, "SELECT min(id) FROM village WHERE id <> :id", id=mine[0]["id"])
+    assert s.get(f"{served}/ogc/collections/villages/items/{other}").status_code == 404
+
+
+def test_api_token_hook(pg, demo_db):
+    """On a server without the login guard, the token hook alone decides the scope."""
+    from map_app.ogc import init_ogc
+
+    server = Flask("ogc-token-test")
+    database = Database(pg.app_url, scope_provider=lambda: Scope(frozenset(), "anonymous"))
+    server.extensions["dvmap"] = database
+    village_id = scalar(database.engine, "SELECT min(id) FROM village")
+    tokens = {"county-token": Scope.county("api"), "village-token": Scope.villages([village_id], "api")}
+    init_ogc(server, token_scope=tokens.get)
+    c = server.test_client()
+    assert c.get("/ogc/collections").status_code == 401
+    assert c.get("/ogc/collections", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    r = c.get("/ogc/collections/villages/items?limit=1", headers={"Authorization": "Bearer county-token"})
+    assert r.status_code == 200 and r.get_json()["numberMatched"] > 1
+    r = c.get("/ogc/collections/villages/items?limit=5&api_key=village-token")
+    body = r.get_json()
+    assert body["numberMatched"] == 1 and body["features"][0]["id"] == village_id
+    assert all("api_key=village-token" in link["href"] for link in body["links"])
+    database.engine.dispose()
