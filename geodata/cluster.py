@@ -174,7 +174,6 @@ class LocalCluster:
             fh.write(
                 "\n# dvmap embedded cluster\n"
                 "listen_addresses = '127.0.0.1'\n"
-                f"port = {self.port}\n"
                 f"unix_socket_directories = '{self.pgdata}'\n"
                 "shared_buffers = 256MB\n"
                 "work_mem = 32MB\n"
@@ -188,6 +187,15 @@ class LocalCluster:
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the cluster (initialising it first if needed) and create roles and database."""
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        # Two processes starting at once (parallel test runs, CLI) must not race.
+        with open(self.root / "start.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._start_locked(timeout)
+
+    def _start_locked(self, timeout: float) -> None:
         self.init()
         if not self.running():
             self._check_port_free()
@@ -196,7 +204,7 @@ class LocalCluster:
             self._chown(logfile)
             res = self._cmd([
                 str(self.bindir() / "pg_ctl"), "start", "-D", str(self.pgdata),
-                "-l", str(logfile), "-w", "-t", str(int(timeout)),
+                "-l", str(logfile), "-w", "-t", str(int(timeout)), "-o", f"-p {self.port}",
             ])
             if res.returncode != 0:
                 tail = logfile.read_text(errors="replace")[-2000:] if logfile.exists() else ""

@@ -25,6 +25,14 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value if value not in (None, "") else default
 
 
+def _default_port() -> int:
+    """A private port derived from the data folder, so two checkouts never collide."""
+    import zlib
+
+    folder = Path(_env("DVMAP_DATA_DIR", str(PROJECT_ROOT / ".dvmap"))).resolve()
+    return 54330 + zlib.crc32(str(folder).encode()) % 900
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable, from environment variables."""
@@ -33,7 +41,7 @@ class Settings:
     data_dir: Path = field(
         default_factory=lambda: Path(_env("DVMAP_DATA_DIR", str(PROJECT_ROOT / ".dvmap")))
     )
-    pg_port: int = field(default_factory=lambda: int(_env("DVMAP_PG_PORT", "54329")))
+    pg_port: int = field(default_factory=lambda: int(_env("DVMAP_PG_PORT", "0")) or _default_port())
     pg_bindir: str | None = field(default_factory=lambda: _env("DVMAP_PG_BINDIR"))
     tile_url: str | None = field(default_factory=lambda: _env("DVMAP_TILE_URL"))
     tile_attribution: str = field(
