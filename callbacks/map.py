@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import parse_qs
 
 from dash import ALL, Input, Output, Patch, State, callback, ctx, html, no_update
 
@@ -117,6 +116,28 @@ def render_legend(checked, hideouts, lang):
     return groups
 
 
+def panel_for_query(query: dict, lang: str):
+    """Details panel and viewport for ``?village=ID`` (or grid/resource/sensor) links.
+
+    Returns ``(panel, viewport)``; ``panel`` is None when the query names no feature.
+    """
+    kind = next((k for k in PANEL_KINDS if query.get(k) not in (None, "")), None)
+    if kind is None:
+        return None, None
+    raw = query[kind]
+    fid = as_int(raw)
+    if fid is None:
+        return html.Div(t("error.bad_id", lang, id=str(raw)[:40]), className="panel-error", role="alert"), None
+    panel = _details_for(PANEL_KINDS[kind], {"id": fid, "properties": {"id": fid}}, lang)
+    viewport = None
+    if kind == "village":
+        with session() as s:
+            b = q.village_bounds(s, fid)
+        if b:
+            viewport = {"bounds": b, "transition": "flyToBounds", "options": {"padding": [40, 40]}}
+    return panel, viewport
+
+
 def _details_for(kind_layer: str, feature: dict, lang: str):
     layer = LAYERS.get(kind_layer)
     if layer is None:
@@ -131,39 +152,20 @@ def _details_for(kind_layer: str, feature: dict, lang: str):
     Output({"type": "layer", "name": "villages"}, "hideout", allow_duplicate=True),
     Input({"type": "layer", "name": ALL}, "clickData"),
     Input(ids.SEARCH, "value"),
-    Input(ids.URL, "search"),
     State(ids.LANG, "data"),
     prevent_initial_call=True,
 )
-def open_details(click_data, search_value, url_search, lang):
+def open_details(click_data, search_value, lang):
     trig = ctx.triggered_id
     selected = Patch()
-    if trig == ids.SEARCH or trig == ids.URL:
-        if trig == ids.SEARCH:
-            raw = search_value
-            kind = "village"
-        else:
-            params = parse_qs((url_search or "").lstrip("?"))
-            kind = next((k for k in PANEL_KINDS if k in params), None)
-            if kind is None:
-                return no_update, no_update, no_update
-            raw = params[kind][0]
-        if raw in (None, ""):
+    if trig == ids.SEARCH:
+        if search_value in (None, ""):
             return no_update, no_update, no_update
-        fid = as_int(raw)
-        if fid is None:
-            return html.Div(t("error.bad_id", lang, id=str(raw)[:40]), className="panel-error", role="alert"), \
-                no_update, no_update
-        feature = {"id": fid, "properties": {"id": fid}}
-        panel = _details_for(PANEL_KINDS[kind], feature, lang)
-        viewport = no_update
-        if kind == "village":
-            with session() as s:
-                b = q.village_bounds(s, fid)
-            if b:
-                viewport = {"bounds": b, "transition": "flyToBounds", "options": {"padding": [40, 40]}}
-                selected["selected"] = fid
-        return panel, viewport, selected if viewport is not no_update else no_update
+        panel, viewport = panel_for_query({"village": search_value}, lang)
+        if viewport is not None:
+            selected["selected"] = as_int(search_value)
+            return panel, viewport, selected
+        return panel, no_update, no_update
 
     if not isinstance(trig, dict) or trig.get("type") != "layer":
         return no_update, no_update, no_update

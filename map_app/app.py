@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 
 import dash
+import dash_mantine_components as dmc
 from flask import Flask, jsonify, request
 
 from geodata.config import PROJECT_ROOT, get_settings
@@ -99,7 +100,7 @@ def create_app(database_url: str | None = None) -> dash.Dash:
         return jsonify(status="ok")
 
     _register_callbacks()
-    from map_app.layout import LANG_COOKIE, serve_layout
+    from map_app.layout import LANG_COOKIE
 
     app = dash.Dash(
         __name__,
@@ -108,10 +109,15 @@ def create_app(database_url: str | None = None) -> dash.Dash:
         title="数字乡村一张图",
         update_title=None,
         serve_locally=True,
-        suppress_callback_exceptions=False,
+        use_pages=True,
+        pages_folder="",  # pages are registered explicitly in map_app/pages.py
+        # Each page has its own components; callbacks of other pages are valid.
+        suppress_callback_exceptions=True,
     )
-    with server.app_context():
-        app.layout = serve_layout
+    from map_app.pages import register_pages
+
+    register_pages()
+    app.layout = dmc.MantineProvider(dash.page_container)
 
     @server.after_request
     def remember_language(response):

@@ -102,14 +102,20 @@ def _user_box(lang: str) -> list:
     return items
 
 
-def serve_layout():
-    # Dash also calls this once at start-up, outside any request, to validate ids.
-    # The layout is fetched by /_dash-layout, which does not carry the page's query
-    # string: the ?lang= choice travels in a cookie set when the page is requested.
-    lang = "zh"
-    if has_request_context():
-        lang = request.args.get("lang") or request.cookies.get(LANG_COOKIE) or "zh"
-        lang = "en" if lang == "en" else "zh"
+def page_language(query: dict) -> str:
+    """Language of a page: ``?lang=`` first, then the cookie, Chinese by default.
+
+    Page layouts are built inside Dash's routing callback, which does not see the
+    page's own request: the choice also travels in a cookie set when the page loads.
+    """
+    lang = query.get("lang")
+    if not lang and has_request_context():
+        lang = request.args.get("lang") or request.cookies.get(LANG_COOKIE)
+    return "en" if lang == "en" else "zh"
+
+
+def serve_layout(**query):
+    lang = page_language(query)
     database = current_app.extensions["dvmap"]
     with database.session() as session:
         # A village official's map opens on what they may see, not on the whole county.
@@ -119,14 +125,17 @@ def serve_layout():
         hideouts = {name: layer.initial_hideout(session) for name, layer in LAYERS.items()}
         controls = _layer_controls(session, lang)
 
+    from callbacks.map import panel_for_query
+
+    # Deep links (?village=ID, ?grid=ID …) open with the panel filled and the map on it.
+    linked_panel, linked_view = panel_for_query(query, lang)
     other = "zh" if lang == "en" else "en"
     map_children = tile_layers() + [layer.component(hideouts[name]) for name, layer in LAYERS.items()]
     map_children.append(dl.ScaleControl(position="bottomleft", imperial=False))
 
-    return dmc.MantineProvider(
+    return (
         html.Div(
             [
-                dcc.Location(id=ids.URL, refresh=False),
                 dcc.Store(id=ids.LANG, data=lang),
                 dcc.Store(id=ids.LAYER_KEYS, data={}),
                 html.Header(
@@ -167,7 +176,8 @@ def serve_layout():
                         # and fit the bounds through `viewport`, which it handles.
                         id=ids.MAP, children=map_children,
                         center=[(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2], zoom=10,
-                        viewport={"bounds": bounds, "transition": "fitBounds", "options": {"padding": [10, 10]}},
+                        viewport=linked_view or {"bounds": bounds, "transition": "fitBounds",
+                                                 "options": {"padding": [10, 10]}},
                         minZoom=8, maxZoom=18, zoomSnap=0.5, preferCanvas=False, trackViewport=True,
                         maxBounds=[[bounds[0][0] - 0.5, bounds[0][1] - 0.5], [bounds[1][0] + 0.5, bounds[1][1] + 0.5]],
                         attributionControl=bool(tile_layers()),
@@ -176,8 +186,8 @@ def serve_layout():
                 ),
                 html.Aside(
                     html.Div(
-                        [html.Div(t("panel.details", lang), className="section-title"),
-                         html.Div(t("panel.hint", lang), className="panel-hint")],
+                        linked_panel or [html.Div(t("panel.details", lang), className="section-title"),
+                                         html.Div(t("panel.hint", lang), className="panel-hint")],
                         id=ids.DETAILS,
                     ),
                     className="detailbar",

@@ -103,6 +103,24 @@ def _expand(spec, layout_ids, value_for):
     return {"id": cid, "property": spec["property"], "value": value_for(cid, spec["property"])}
 
 
+def _page_layout_as(app, username):
+    """The map page's layout as the given user sees it, as JSON."""
+    from flask_login import login_user
+    from plotly.io.json import to_json_plotly
+
+    from geodata import users
+    from map_app.auth import SessionUser
+    from map_app.layout import serve_layout
+
+    database = app.server.extensions["dvmap"]
+    with app.server.test_request_context("/"):
+        with database.session(SYSTEM) as s:
+            user = users.find_user(s, username)
+            scope = users.scope_for(s, user)
+        login_user(SessionUser(user, scope))
+        return json.loads(to_json_plotly(serve_layout()))
+
+
 def _split_output(output: str):
     parts = output[2:-2].split("...") if output.startswith("..") else [output]
     specs = []
@@ -138,7 +156,8 @@ def test_replaying_every_callback_with_another_villages_ids_reveals_nothing(pg, 
     token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").get_data(as_text=True)).group(1)
     assert c.post("/login", data={"csrf": token, "username": "village",
                                   "password": demo_password("village")}).status_code == 302
-    layout_ids = _ids_in_layout(c.get("/_dash-layout").get_json(), [])
+    layout_ids = _ids_in_layout(_page_layout_as(app, "village"), [])
+    assert {"type": "layer", "name": "villages"} in layout_ids
     deps = c.get("/_dash-dependencies").get_json()
     assert deps, "no callbacks?"
     ov = other_village
