@@ -8,6 +8,8 @@ LEGEND = "legend"
 SEARCH = "village-search"
 POP_LEVEL = "population-level"
 POP_METRIC = "population-metric"
+TICK = "map-tick"
+LIVE_COUNTERS = "live-counters"
 
 
 def layer(name: str) -> dict:

@@ -20,7 +20,7 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "heads") -> None:
     """Upgrade the database at ``url`` to ``revision``.
 
     Parameters
@@ -28,16 +28,18 @@ def upgrade(url: str, revision: str = "head") -> None:
     url : str
         SQLAlchemy URL of a role that may create objects (the schema owner).
     revision : str
-        Target revision, ``head`` by default.
+        Target revision; ``heads`` (all branch heads) by default, so features that
+        branch from the same parent migration need no merge revision.
     """
     command.upgrade(alembic_config(url), revision)
 
 
 def current(url: str) -> str | None:
-    """Return the database's current revision, or None when unmigrated."""
+    """Return the database's current revision(s), comma-separated, or None when unmigrated."""
     from sqlalchemy import create_engine, pool
     from alembic.runtime.migration import MigrationContext
 
     engine = create_engine(normalise_url(url), poolclass=pool.NullPool)
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        heads = MigrationContext.configure(conn).get_current_heads()
+    return ",".join(sorted(heads)) or None

@@ -290,5 +290,22 @@ def serve(host: str | None, port: int | None, workers: int, dev: bool) -> None:
     _App().run()
 
 
+def _attach_feature_commands() -> None:
+    """Feature modules (map_app/cli_*.py) export ``COMMANDS``: click commands or groups."""
+    import importlib
+    import pkgutil
+
+    import map_app
+
+    for info in pkgutil.iter_modules(map_app.__path__):
+        if info.name.startswith("cli_"):
+            module = importlib.import_module(f"map_app.{info.name}")
+            for command in getattr(module, "COMMANDS", []):
+                main.add_command(command)
+
+
+_attach_feature_commands()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -17,6 +17,13 @@ LANG_COOKIE = "dvmap_lang"
 DEFAULT_BOUNDS = [[30.38, 119.70], [30.75, 120.30]]  # Deqing, used only while the DB is empty
 
 
+def live_interval_ms() -> int:
+    """How often live layers refresh (DVMAP_LIVE_SECONDS, default 15 s)."""
+    import os
+
+    return max(2, int(os.environ.get("DVMAP_LIVE_SECONDS", "15"))) * 1000
+
+
 def tile_layers() -> list:
     """Basemap tiles when configured (OSM-style URL or Tianditu key); none by default."""
     s = get_settings()
@@ -138,10 +145,13 @@ def serve_layout(**query):
             [
                 dcc.Store(id=ids.LANG, data=lang),
                 dcc.Store(id=ids.LAYER_KEYS, data={}),
+                # A shared clock for live layers (sensors, events): callbacks patch data on it.
+                dcc.Interval(id=ids.TICK, interval=live_interval_ms(), n_intervals=0),
                 html.Header(
                     [
                         html.H1(t("app.title", lang)),
                         html.Span(f"{county['name']} · {t('app.subtitle', lang)}", className="county"),
+                        html.Div(id=ids.LIVE_COUNTERS, className="live-counters"),
                         html.Div(className="spacer"),
                         dmc.Select(
                             id=ids.SEARCH, className="search-box", searchable=True, clearable=True,
