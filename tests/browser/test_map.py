@@ -51,6 +51,8 @@ def test_map_shows_villages_toggles_layers_and_opens_a_village(live_app, page, a
     shot(page, "02-population-choropleth")
     page.get_by_label("人口分布").uncheck()
     page.get_by_label("物联感知设备").uncheck()
+    # Wait until the sensor count boxes are gone: they could sit over the village.
+    page.wait_for_function("document.querySelectorAll('.sensor-agg').length === 0", timeout=10_000)
 
     # Click the largest village at its label point: the panel shows its population from the DB.
     village = _village_with_interior_point(app_engine)
