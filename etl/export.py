@@ -8,7 +8,9 @@ CRS without guessing; CSV is UTF-8 with a BOM so that Excel opens it correctly.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ class ExportResult:
 
     path: Path
     counts: dict[str, int]
+    offline: bool | None = None  # HTML: Leaflet embedded (True) or loaded from a CDN (False)
 
 
 def _collection(session, collection_id: str) -> gx.Collection:
@@ -70,13 +73,18 @@ def _geometry_type(coll: gx.Collection, gdf) -> str | None:
 def _write_layer(gdf, coll: gx.Collection, path: Path, driver: str, layer: str, append: bool = False) -> None:
     import pyogrio
 
-    kwargs = {"promote_to_multi": True} if driver in ("GPKG", "ESRI Shapefile") else {}
+    kwargs = {}
+    if len(gdf) and gdf.geom_type.nunique() > 1:
+        kwargs["promote_to_multi"] = True  # Polygon + MultiPolygon (etc.) in one layer
     geometry_type = _geometry_type(coll, gdf)
     if geometry_type:
         kwargs["geometry_type"] = geometry_type
     if driver == "ESRI Shapefile":
         kwargs["encoding"] = "UTF-8"
-    pyogrio.write_dataframe(gdf, path, layer=layer, driver=driver, append=append, **kwargs)
+    with warnings.catch_warnings():
+        # Shapefile field names are cut to 10 characters (village_code -> village_co): expected.
+        warnings.filterwarnings("ignore", message=".*[Ll]aundered field name.*")
+        pyogrio.write_dataframe(gdf, path, layer=layer, driver=driver, append=append, **kwargs)
 
 
 def export_layer(session, collection_id: str, fmt: str, dest: str | Path, *, bbox=None, when=None,
@@ -289,8 +297,54 @@ def village_map_html(session, village_code: str, dest: str | Path, tile_url: str
     fmap.fit_bounds([[v["s"], v["w"]], [v["n"], v["e"]]])
     folium.LayerControl(collapsed=False).add_to(fmap)
     dest = Path(dest)
-    fmap.save(str(dest))
-    return ExportResult(dest, counts)
+    page = fmap.get_root().render()
+    page, inlined = inline_leaflet(page)
+    dest.write_text(page, encoding="utf-8")
+    return ExportResult(dest, counts, offline=inlined)
+
+
+#: Debian's libjs-leaflet; when installed, the HTML embeds Leaflet and works offline.
+LEAFLET_DIR = Path("/usr/share/javascript/leaflet")
+_CDN_SCRIPT = re.compile(r'[ \t]*<script src="https?://[^"]+"></script>\n?')
+_CDN_CSS = re.compile(r'[ \t]*<link rel="stylesheet" href="https?://[^"]+"/>\n?')
+
+
+# folium's popups and start-up call jQuery for two things only: $(`<html>`)[0] and $(document).ready(f).
+_JQUERY_SHIM = """window.$ = window.$ || function (x) {
+  if (typeof x === 'string') { var t = document.createElement('template'); t.innerHTML = x.trim();
+                               return [t.content.firstChild]; }
+  return {ready: function (f) { if (document.readyState !== 'loading') { f(); }
+                                else { document.addEventListener('DOMContentLoaded', f); } }};
+};"""
+
+
+def inline_leaflet(page: str, leaflet_dir: Path = LEAFLET_DIR) -> tuple[str, bool]:
+    """Replace folium's CDN links by Leaflet itself, so the page needs no network.
+
+    Only Leaflet is needed by the elements used here, plus a few lines standing in for the
+    two jQuery calls folium makes (no Bootstrap or icon fonts).
+
+    Parameters
+    ----------
+    page : str
+        The rendered folium HTML.
+    leaflet_dir : Path
+        Where leaflet.js and leaflet.css are (Debian: /usr/share/javascript/leaflet).
+
+    Returns
+    -------
+    tuple of (str, bool)
+        The page, and whether Leaflet was embedded (False: the CDN links are kept).
+    """
+    js, css = leaflet_dir / "leaflet.js", leaflet_dir / "leaflet.css"
+    if not (js.is_file() and css.is_file()):
+        return page, False
+    js_text = js.read_text(encoding="utf-8").replace("</script", "<\\/script")
+    css_text = css.read_text(encoding="utf-8")
+    page = _CDN_SCRIPT.sub("", page)
+    page = _CDN_CSS.sub("", page)
+    assets = f"<style>{css_text}</style>\n<script>{js_text}</script>\n<script>{_JQUERY_SHIM}</script>\n"
+    return page.replace("<head>", "<head>\n" + assets, 1), True
 
 
 def _esc(text: str) -> str:

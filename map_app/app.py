@@ -109,6 +109,7 @@ def create_app(database_url: str | None = None) -> dash.Dash:
         title="数字乡村一张图",
         update_title=None,
         serve_locally=True,
+        compress=True,  # gzip/brotli for the JS bundles and GeoJSON (flask-compress)
         use_pages=True,
         pages_folder="",  # pages are registered explicitly in map_app/pages.py
         # Each page has its own components; callbacks of other pages are valid.
