@@ -6,8 +6,6 @@ LAYER_KEYS = "layer-keys"
 DETAILS = "details"
 LEGEND = "legend"
 SEARCH = "village-search"
-POP_LEVEL = "population-level"
-POP_METRIC = "population-metric"
 TICK = "map-tick"
 LIVE_COUNTERS = "live-counters"
 

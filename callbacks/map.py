@@ -33,16 +33,17 @@ def _by_name(id_list: list[dict], values: list) -> dict:
     Input(ids.MAP, "zoom"),
     Input({"type": "layer-toggle", "name": ALL}, "checked"),
     Input({"type": "subtype-toggle", "name": ALL}, "value"),
-    Input(ids.POP_LEVEL, "value"),
+    Input({"type": "layer-option", "name": ALL, "key": ALL}, "value"),
     State(ids.LAYER_KEYS, "data"),
 )
-def load_layers(bounds, zoom, checked, subtype_values, pop_level, keys):
+def load_layers(bounds, zoom, checked, subtype_values, option_values, keys):
     outputs = ctx.outputs_list[0]
     names = [o["id"]["name"] for o in outputs]
     if not bounds or zoom is None:
         return [no_update] * len(names), no_update
     visible = {i["id"]["name"]: bool(v) for i, v in zip(ctx.inputs_list[2], checked)}
     subtypes = {i["id"]["name"]: list(v or []) for i, v in zip(ctx.inputs_list[3], subtype_values)}
+    options = _options(ctx.inputs_list[4], option_values)
     try:
         bbox, view_key = padded_bbox(bounds, float(zoom))
     except (TypeError, ValueError):
@@ -55,8 +56,8 @@ def load_layers(bounds, zoom, checked, subtype_values, pop_level, keys):
             if not visible.get(name, layer.visible or not layer.toggleable):
                 results.append(no_update)
                 continue
-            options = {"level": pop_level} if name == "population" else {}
-            req = ViewRequest(bbox=bbox, zoom=float(zoom), subtypes=subtypes.get(name), options=options)
+            data_opts = {k: v for k, v in options.get(name, {}).items() if k in layer.data_options}
+            req = ViewRequest(bbox=bbox, zoom=float(zoom), subtypes=subtypes.get(name), options=data_opts)
             key = layer.request_key(req, view_key)
             if keys.get(name) == key:
                 results.append(no_update)
@@ -66,23 +67,33 @@ def load_layers(bounds, zoom, checked, subtype_values, pop_level, keys):
     return results, keys
 
 
+def _options(id_list: list[dict], values: list) -> dict[str, dict]:
+    """Layer options from the ``layer-option`` inputs, grouped by layer name."""
+    grouped: dict[str, dict] = {}
+    for item, value in zip(id_list, values):
+        grouped.setdefault(item["id"]["name"], {})[item["id"]["key"]] = value
+    return grouped
+
+
 @callback(
     Output({"type": "layer", "name": ALL}, "hideout"),
     Input({"type": "layer-toggle", "name": ALL}, "checked"),
-    Input(ids.POP_LEVEL, "value"),
-    Input(ids.POP_METRIC, "value"),
+    Input({"type": "layer-option", "name": ALL, "key": ALL}, "value"),
     State({"type": "layer", "name": ALL}, "hideout"),
     prevent_initial_call=True,
 )
-def restyle_layers(checked, pop_level, pop_metric, hideouts):
+def restyle_layers(checked, option_values, hideouts):
     names = [o["id"]["name"] for o in ctx.outputs_list]
     visible = {i["id"]["name"]: bool(v) for i, v in zip(ctx.inputs_list[0], checked)}
+    options = _options(ctx.inputs_list[1], option_values)
+    trig = ctx.triggered_id
+    changed_layer = trig.get("name") if isinstance(trig, dict) and trig.get("type") == "layer-option" else None
     out = []
     for name, hideout in zip(names, hideouts):
-        if name == "population" and ctx.triggered_id in (ids.POP_LEVEL, ids.POP_METRIC):
+        if name == changed_layer:
             with session() as s:
-                new = LAYERS[name].hideout_for(s, {"level": pop_level, "metric": pop_metric}, hideout or {})
-            new["visible"] = visible.get(name, False)
+                new = LAYERS[name].hideout_for(s, options.get(name, {}), hideout or {})
+            new["visible"] = visible.get(name, LAYERS[name].visible)
             out.append(new)
         elif name in visible and (hideout or {}).get("visible") != visible[name]:
             patch = Patch()

@@ -96,6 +96,9 @@ class Layer:
     cluster: bool = False
     interactive: bool = True
     z_index: int = 400            # Leaflet pane order; polygons below points
+    #: option keys (from :meth:`controls`) whose change needs new data; the others
+    #: only restyle through :meth:`hideout_for`.
+    data_options: tuple[str, ...] = ()
 
     # -- data -----------------------------------------------------------
     def features(self, session, req: ViewRequest) -> dict:
@@ -113,6 +116,10 @@ class Layer:
 
     def initial_hideout(self, session) -> dict:
         return {}
+
+    def controls(self, session, lang: str) -> list:
+        """Extra inputs under the layer's toggle (filters, measures); ids from :func:`option_id`."""
+        return []
 
     def hideout_for(self, session, options: dict, hideout: dict) -> dict:
         """New hideout when the layer's display options change (no data re-sent)."""
@@ -151,6 +158,11 @@ class Layer:
             kw["superClusterOptions"] = {"radius": 90, "maxZoom": 15}
             kw["zoomToBoundsOnClick"] = True
         return dl.Pane(dl.GeoJSON(**kw), name=f"pane-{self.name}", style={"zIndex": self.z_index})
+
+
+def option_id(layer: str, key: str) -> dict:
+    """Component id of a layer option; its ``value`` reaches the layer as ``options[key]``."""
+    return {"type": "layer-option", "name": layer, "key": key}
 
 
 def not_found(lang: str, feature_id) -> Any:

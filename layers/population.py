@@ -14,9 +14,11 @@ with warnings.catch_warnings():  # mapclassify suggests numba; the pure path is 
     warnings.simplefilter("ignore")
     import mapclassify
 
-from geodata.i18n import pick
+import dash_mantine_components as dmc
+
+from geodata.i18n import pick, t
 from geodata.queries import layers as q
-from layers.base import Layer, LegendItem, ViewRequest
+from layers.base import Layer, LegendItem, ViewRequest, option_id
 
 COLORS = ["#ffffcc", "#a1dab4", "#41b6c4", "#2c7fb8", "#253494"]
 METRICS = ("total", "share60", "households")
@@ -47,6 +49,20 @@ class PopulationLayer(Layer):
     style = "choropleth"
     on_each_feature = "populationTooltip"
     z_index = 280
+    data_options = ("level",)
+
+    def controls(self, session, lang):
+        return [
+            dmc.SegmentedControl(
+                id=option_id(self.name, "level"), value="village", size="xs", fullWidth=True,
+                data=[{"value": "village", "label": t("level.village", lang)},
+                      {"value": "grid", "label": t("level.grid", lang)}],
+            ),
+            dmc.Select(
+                id=option_id(self.name, "metric"), value="total", size="xs", allowDeselect=False, mt=6,
+                data=[{"value": m, "label": t(f"population.{m}", lang)} for m in METRICS],
+            ),
+        ]
 
     def _level(self, req: ViewRequest) -> str:
         level = req.options.get("level", "village")

@@ -10,7 +10,6 @@ from callbacks import ids
 from geodata.config import get_settings
 from geodata.i18n import pick, t
 from geodata.queries import layers as q
-from layers.population import METRICS
 from layers.registry import LAYERS
 
 LANG_COOKIE = "dvmap_lang"
@@ -63,25 +62,9 @@ def _layer_controls(session, lang: str):
                     ),
                 )
             )
-        if layer.name == "population":
-            rows.append(
-                html.Div(
-                    [
-                        dmc.SegmentedControl(
-                            id=ids.POP_LEVEL, value="village", size="xs", fullWidth=True,
-                            data=[{"value": "village", "label": t("level.village", lang)},
-                                  {"value": "grid", "label": t("level.grid", lang)}],
-                        ),
-                        dmc.Select(
-                            id=ids.POP_METRIC, value="total", size="xs", allowDeselect=False,
-                            data=[{"value": m, "label": t(f"population.{m}", lang)} for m in METRICS],
-                            mt=6,
-                        ),
-                    ],
-                    className="subtypes",
-                    style={"display": "block"},
-                )
-            )
+        extra = layer.controls(session, lang)
+        if extra:
+            rows.append(html.Div(extra, className="layer-options", **{"data-options": layer.name}))
     return rows
 
 

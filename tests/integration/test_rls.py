@@ -165,14 +165,15 @@ def test_replaying_every_callback_with_another_villages_ids_reveals_nothing(pg, 
 
     def value_for(cid, prop):
         name = cid.get("name") if isinstance(cid, dict) else cid
+        if isinstance(cid, dict) and cid.get("type") == "layer-option":
+            return {"level": "grid", "metric": "total", "village": str(ov["id"])}.get(cid.get("key"))
         if prop == "clickData":
             fid = ov["feature_ids"].get(name)
             return {"type": "Feature", "id": fid, "properties": {"id": fid, "kind": name}}
         return {
             "bounds": bounds, "zoom": 16, "checked": True, "search": f"?village={ov['id']}",
             "viewport": None, "hideout": {}, "data": {} if name == "layer-keys" else ("zh" if name == "lang" else None),
-        }.get(prop, str(ov["id"]) if name == "village-search" else
-              ("grid" if name == "population-level" else "total" if name == "population-metric" else None))
+        }.get(prop, str(ov["id"]) if name == "village-search" else None)
 
     replayed = 0
     for dep in deps:
