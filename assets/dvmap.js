@@ -137,3 +137,20 @@ window.dvmap = Object.assign({}, window.dvmap, {
     if (window.performance && performance.mark) { performance.mark("dvmap-map-init"); }
   });
 })();
+
+window.dvmap.points.event = function (feature, latlng, context) {
+  const p = feature.properties;
+  const h = (context && context.hideout) || {};
+  if (p.kind === "event_aggregate") {
+    const cls = p.overdue > 0 ? "evt-agg evt-agg-overdue" : "evt-agg";
+    const badge = p.overdue > 0 ? '<i class="agg-badge">' + p.overdue + "</i>" : "";
+    const icon = L.divIcon({className: "event-agg",
+      html: '<span class="' + cls + '"><b>事</b>' + p.count.toLocaleString() + badge + "</span>", iconSize: null});
+    return L.marker(latlng, {icon: icon, title: p.name});
+  }
+  const color = (h.state_colors || {})[p.state] || "#d1242f";
+  return L.circleMarker(latlng, {
+    radius: 6, color: p.overdue ? (h.overdue || "#ff0000") : "#ffffff", weight: p.overdue ? 3 : 1.5,
+    fillColor: color, fillOpacity: 0.95, className: "event-point" + (p.overdue ? " event-overdue" : "")
+  });
+};

@@ -19,7 +19,8 @@ from layers.registry import LAYERS
 
 log = logging.getLogger(__name__)
 
-PANEL_KINDS = {"village": "villages", "grid": "grids", "resource": "resources", "sensor": "sensors"}
+PANEL_KINDS = {"village": "villages", "grid": "grids", "resource": "resources", "sensor": "sensors",
+               "event": "events"}
 
 
 def _by_name(id_list: list[dict], values: list) -> dict:
@@ -185,7 +186,7 @@ def open_details(click_data, search_value, lang):
     if not feature:
         return no_update, no_update, no_update
     props = feature.get("properties") or {}
-    if props.get("kind") == "sensor_aggregate" and props.get("bounds"):
+    if props.get("kind") in ("sensor_aggregate", "event_aggregate") and props.get("bounds"):
         return no_update, {"bounds": props["bounds"], "transition": "flyToBounds"}, no_update
     if props.get("cluster"):
         return no_update, no_update, no_update

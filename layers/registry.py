@@ -3,6 +3,7 @@
 Order is drawing order in the layer panel (top to bottom).
 """
 from layers.base import Layer
+from layers.events import EventLayer
 from layers.grids import GridLayer
 from layers.labels import LabelLayer
 from layers.outline import CountyLayer, TownLayer
@@ -21,6 +22,7 @@ LAYERS: dict[str, Layer] = {
         PopulationLayer(),
         ResourceLayer(),
         SensorLayer(),
+        EventLayer(),
         LabelLayer(),
     )
 }

@@ -9,7 +9,7 @@ import pyogrio
 import pytest
 from sqlalchemy import text
 
-from etl.export import export_layer, export_village, inline_leaflet, village_map_html
+from etl.export import FORMATS, export_layer, export_village, inline_leaflet, village_map_html
 from geodata import export as gx
 from geodata.db import Scope, make_sessionmaker, scoped
 
@@ -27,7 +27,7 @@ def village(app_engine, demo_db):
 @pytest.mark.parametrize("layer", ["villages", "grids", "resources", "sensors", "population", "towns"])
 @pytest.mark.parametrize("fmt", ["geojson", "gpkg", "shp", "csv"])
 def test_every_layer_in_every_format(db_session, tmp_path, layer, fmt):
-    out = tmp_path / f"{layer}.{fmt}"
+    out = tmp_path / f"{layer}{FORMATS[fmt]}"
     result = export_layer(db_session, layer, fmt, out)
     coll = gx.get_collection(db_session, layer)
     _, expected = gx.items(db_session, coll, limit=1)

@@ -1,0 +1,104 @@
+"""Events on the map: counts per village or grid when zoomed out, points when zoomed in.
+
+At a million events a county view must not ship every point: counts are grouped in
+PostGIS (index on reported_at + state), points are cut to the viewport with the GiST
+index and capped. Filters: state group, event class, time window.
+"""
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geodata.queries.layers import BBox, _bbox_params, _fc
+from geodata.workflow import CLOSED
+
+STATE_GROUPS = ("open", "overdue", "closed", "all")
+
+
+def _filters(state_group: str, class_code: str | None, days: int) -> tuple[str, dict]:
+    if state_group not in STATE_GROUPS:
+        raise ValueError(f"unknown state group {state_group!r}")
+    days = int(days)
+    if not 1 <= days <= 3660:
+        raise ValueError(f"days out of range: {days}")
+    closed = [s.value for s in CLOSED]
+    where = ["e.reported_at >= now() - make_interval(days => :days)"]
+    if state_group == "open":
+        where.append("e.state <> ALL (:closed)")
+    elif state_group == "overdue":
+        where.append("e.state <> ALL (:closed) AND e.due_at < now()")
+    elif state_group == "closed":
+        where.append("e.state = ANY (:closed)")
+    if class_code:
+        where.append("e.class_code = :class_code")
+    return " AND ".join(where), {"days": days, "closed": closed, "class_code": class_code}
+
+
+def event_points(session: Session, bbox: BBox, *, state_group: str = "open", class_code: str | None = None,
+                 days: int = 30, limit: int = 3000) -> dict:
+    """Event points in ``bbox`` (newest first, at most ``limit``).
+
+    Parameters
+    ----------
+    state_group : {'open', 'overdue', 'closed', 'all'}
+    class_code : str, optional
+        Event class (first level of the category tree).
+    days : int
+        Time window: events reported in the last ``days`` days.
+    """
+    where, params = _filters(state_group, class_code, days)
+    return _fc(
+        session,
+        f"""
+        SELECT 'Feature' AS type, e.id AS id, ST_AsGeoJSON(e.geom, 6)::json AS geometry,
+               json_build_object('id', e.id, 'kind', 'event', 'state', e.state, 'subclass', s.name_zh,
+                                 'overdue', (e.state <> ALL (:closed) AND e.due_at < now()),
+                                 'reported_at', to_char(e.reported_at AT TIME ZONE 'Asia/Shanghai',
+                                                        'YYYY-MM-DD HH24:MI')) AS properties
+          FROM event e JOIN event_subclass s ON s.code = e.subclass_code
+         WHERE e.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4490) AND {where}
+         ORDER BY e.reported_at DESC
+         LIMIT :limit
+        """,
+        {**_bbox_params(bbox), **params, "limit": int(limit)},
+    )
+
+
+def event_counts(session: Session, level: str, *, state_group: str = "open", class_code: str | None = None,
+                 days: int = 30) -> dict:
+    """Event counts (and overdue counts) per village or per current grid, at a point inside it."""
+    where, params = _filters(state_group, class_code, days)
+    if level == "village":
+        unit_sql = """SELECT v.id AS unit, v.name, v.label_point AS pt, v.geom FROM village v"""
+        key = "e.village_id"
+    elif level == "grid":
+        unit_sql = """SELECT g.uid AS unit, g.name, ST_PointOnSurface(g.geom) AS pt, g.geom
+                        FROM grid g WHERE g.valid_to IS NULL"""
+        key = "e.grid_uid"
+    else:
+        raise ValueError(f"unknown level {level!r}")
+    return _fc(
+        session,
+        f"""
+        WITH counts AS (
+            SELECT {key} AS unit, count(*) AS n,
+                   count(*) FILTER (WHERE e.state <> ALL (:closed) AND e.due_at < now()) AS overdue
+              FROM event e WHERE {key} IS NOT NULL AND {where}
+             GROUP BY {key})
+        SELECT 'Feature' AS type, CAST(:level AS text) || '-' || u.unit AS id,
+               ST_AsGeoJSON(u.pt, 6)::json AS geometry,
+               json_build_object('kind', 'event_aggregate', 'level', CAST(:level AS text), 'name', u.name,
+                                 'count', c.n, 'overdue', c.overdue,
+                                 'bounds', json_build_array(json_build_array(ST_YMin(u.geom), ST_XMin(u.geom)),
+                                                            json_build_array(ST_YMax(u.geom), ST_XMax(u.geom))))
+                   AS properties
+          FROM counts c JOIN ({unit_sql}) u ON u.unit = c.unit
+        """,
+        {**params, "level": level},
+    )
+
+
+def event_classes(session: Session) -> list[dict]:
+    """Event classes (first level), for the filter."""
+    rows = session.execute(text("SELECT code, name_zh, name_en FROM event_class ORDER BY sort"))
+    return [dict(r._mapping) for r in rows]

@@ -1,0 +1,113 @@
+"""事件: the event loop on the map — counts per village/grid zoomed out, points zoomed in.
+
+Colours come from geodata.workflow (one source for states); overdue open events get
+a red ring. Filters (state group, class, time window) are layer options, so they
+reuse the generic map callbacks.
+"""
+from __future__ import annotations
+
+import dash_mantine_components as dmc
+from dash import html
+
+from geodata import events as ev
+from geodata import workflow as wf
+from geodata.i18n import pick
+from geodata.queries import events_map as q
+from geodata.users import mask_phone
+from layers.base import Layer, LegendItem, ViewRequest, as_int, not_found, option_id
+from layers.panel import facts, fmt_time, header
+
+
+class EventLayer(Layer):
+    name = "events"
+    title_zh, title_en = "事件", "Events"
+    min_zoom = 14
+    grid_zoom = 12
+    point_to_layer = "event"
+    z_index = 640
+    data_options = ("state", "class", "days")
+
+    def _opts(self, req: ViewRequest) -> dict:
+        o = req.options
+        state = o.get("state") if o.get("state") in q.STATE_GROUPS else "open"
+        days = int(o.get("days") or 30)
+        return {"state_group": state, "class_code": o.get("class") or None, "days": days}
+
+    def features(self, session, req: ViewRequest) -> dict:
+        o = self._opts(req)
+        if req.zoom >= self.min_zoom:
+            return q.event_points(session, req.bbox, **o)
+        return q.event_counts(session, "grid" if req.zoom >= self.grid_zoom else "village", **o)
+
+    def request_key(self, req, view_key):
+        o = self._opts(req)
+        opts = f"{o['state_group']}|{o['class_code']}|{o['days']}"
+        if req.zoom >= self.min_zoom:
+            return f"pts|{view_key}|{opts}"
+        return f"agg-{'grid' if req.zoom >= self.grid_zoom else 'village'}|{opts}"
+
+    def initial_hideout(self, session):
+        return {"state_colors": {s.value: c for s, c in wf.STATE_COLORS.items()}, "overdue": wf.OVERDUE_COLOR}
+
+    def controls(self, session, lang):
+        classes = q.event_classes(session)
+        return [
+            dmc.SegmentedControl(
+                id=option_id(self.name, "state"), value="open", size="xs", fullWidth=True,
+                data=[{"value": "open", "label": pick("未结", "Open", lang)},
+                      {"value": "overdue", "label": pick("超期", "Overdue", lang)},
+                      {"value": "closed", "label": pick("已结", "Closed", lang)},
+                      {"value": "all", "label": pick("全部", "All", lang)}],
+            ),
+            dmc.Select(
+                id=option_id(self.name, "class"), value=None, size="xs", clearable=True, mt=6,
+                placeholder=pick("全部类别", "All categories", lang),
+                data=[{"value": c["code"], "label": pick(c["name_zh"], c["name_en"], lang)} for c in classes],
+            ),
+            dmc.Select(
+                id=option_id(self.name, "days"), value="30", size="xs", allowDeselect=False, mt=6,
+                data=[{"value": str(d), "label": pick(f"近 {d} 天", f"Last {d} days", lang)}
+                      for d in (7, 30, 90, 365)],
+            ),
+        ]
+
+    def legend(self, lang, hideout):
+        shown = (wf.State.REPORTED, wf.State.DISPATCHED, wf.State.IN_PROGRESS, wf.State.HANDLED, wf.State.CLOSED)
+        items = [LegendItem(wf.label(s, "zh"), wf.label(s, "en"), wf.STATE_COLORS[s], "circle") for s in shown]
+        items.append(LegendItem("超期(红圈)", "Overdue (red ring)", wf.OVERDUE_COLOR, "ring"))
+        items.append(LegendItem("数字:事件数(放大至14级显示单个事件)", "Numbers: events (zoom ≥ 14 for each)",
+                                "#7c2d12", "count"))
+        return items
+
+    def details(self, session, feature, lang):
+        props = feature.get("properties", {})
+        if props.get("kind") == "event_aggregate":
+            return None
+        eid = as_int(props.get("id", feature.get("id")))
+        e = ev.get_event(session, eid) if eid else None
+        if e is None:
+            return not_found(lang, feature.get("id"))
+        scope = session.info.get("scope")
+        role = scope.role if scope else "anonymous"
+        history = ev.event_history(session, eid)
+        timeline = html.Ol(
+            [html.Li([html.Span(fmt_time(h["at"]), className="tl-time"),
+                      html.B(wf.label(h["action"], lang) if h["action"] else ""),
+                      html.Span(f" {h['actor']}"), html.Div(h["note"] or "", className="tl-note")])
+             for h in history],
+            className="timeline",
+        )
+        return [
+            header(pick(e["subclass_zh"], e["subclass_en"], lang), f"#{e['id']}", "事件", "Event", lang),
+            facts([
+                ("field.status", wf.label(e["state"], lang) + (pick(" · 超期", " · overdue", lang) if e["overdue"] else "")),
+                ("field.village", e["village"] or pick("县级队列", "County queue", lang)),
+                ("field.worker", e["worker"]),
+                (pick("描述", "Description", lang), e["description"]),
+                (pick("上报时间", "Reported", lang), fmt_time(e["reported_at"])),
+                (pick("处置时限", "Due", lang), fmt_time(e["due_at"])),
+                (pick("上报人电话", "Reporter phone", lang), mask_phone(e.get("reporter_phone"), role)),
+            ], lang, test_id="event-facts"),
+            html.H4(pick("流转记录", "Timeline", lang), className="panel-section"),
+            timeline,
+        ]
