@@ -11,6 +11,7 @@ import logging
 from dash import ALL, Input, Output, Patch, State, callback, ctx, html, no_update
 
 from callbacks import ids
+from callbacks.cache import cached
 from callbacks.context import session
 from geodata.i18n import t
 from geodata.queries import layers as q
@@ -63,7 +64,8 @@ def load_layers(bounds, zoom, checked, subtype_values, option_values, keys):
             if keys.get(name) == key:
                 results.append(no_update)
                 continue
-            results.append(layer.features(s, req))
+            results.append(cached(s, f"layer:{name}", key, layer.depends_on,
+                                  lambda layer=layer, req=req: layer.features(s, req), layer.cache_seconds))
             keys[name] = key
     return results, keys
 

@@ -52,6 +52,7 @@ class Settings:
     port: int = field(default_factory=lambda: int(_env("DVMAP_PORT", "8050")))
     secret_key: str | None = field(default_factory=lambda: _env("DVMAP_SECRET_KEY"))
     debug: bool = field(default_factory=lambda: _env("DVMAP_DEBUG", "0") == "1")
+    open311_read_key: bool = field(default_factory=lambda: _env("DVMAP_OPEN311_READ_KEY", "0") == "1")
     #: production mode: demo accounts refused, Secure cookies
     production: bool = field(default_factory=lambda: _env("DVMAP_ENV", "") == "production")
     secure_cookies: bool = field(

@@ -53,7 +53,7 @@ from geodata.workflow import (
 __all__ = [
     "Actor", "EventRef", "TransitionResult", "Indicators", "ApiClient",
     "EventError", "EventInputError", "EventNotFound", "StaleVersion", "InvalidTransition", "PermissionDenied",
-    "create_event", "transition", "check_overdue", "indicators", "indicators_by_village", "indicators_grouped",
+    "create_event", "transition", "add_note", "check_overdue", "indicators", "indicators_by_village", "indicators_grouped",
     "get_event", "event_history", "event_photos", "photo_bytes", "categories", "reference_lists",
     "public_requests", "sniff_image", "boundary_metres",
     "create_api_client", "find_api_client", "deactivate_api_client",
@@ -882,6 +882,56 @@ def _apply(session: Session, ev: Mapping, act: Action, new: State, actor: Actor,
         event_id=ev["id"], action=act.value, from_state=ev["state"], to_state=new.value,
         version=row["version"], history_id=ev["history_id"], changes=_jsonable(recorded),
     )
+
+
+#: Action name of history rows written by :func:`add_note` (not a workflow action).
+NOTE = "note"
+
+
+def add_note(session: Session, event_id: int, actor: Actor, note: str, *, data: Mapping | None = None) -> int:
+    """Append a remark to an event's history without changing its state (e.g. a sensor alarm cleared).
+
+    Bumps the event's version (history rows are unique per version) and writes
+    one ``event_history`` row with action :data:`NOTE`, in the caller's transaction.
+
+    Parameters
+    ----------
+    session : Session
+    event_id : int
+    actor : Actor
+        Who remarks; the role must be allowed to report.
+    note : str
+        The remark (1–2000 characters).
+    data : mapping, optional
+        Facts kept with the row (JSON).
+
+    Returns
+    -------
+    int
+        The id of the history row.
+
+    Raises
+    ------
+    EventNotFound, PermissionDenied, EventInputError
+    """
+    check_may_report(actor.role)
+    note = _check_text(note, "note", "说明", required=True, limit=MAX_NOTE)
+    row = session.execute(
+        text(
+            "UPDATE event SET version = version + 1, updated_at = now() WHERE id = :id"
+            " RETURNING reported_at, village_id, state, version, now() AS at,"
+            " nextval('event_history_id_seq') AS history_id"
+        ),
+        {"id": int(event_id)},
+    ).mappings().first()
+    if row is None:
+        raise EventNotFound(event_id)
+    _insert_history(
+        session, history_id=row["history_id"], event_id=int(event_id), reported_at=row["reported_at"],
+        village_id=row["village_id"], at=row["at"], actor=actor, action=NOTE, from_state=row["state"],
+        to_state=row["state"], version=row["version"], note=note, data=dict(data or {}),
+    )
+    return row["history_id"]
 
 
 # -- deadlines -------------------------------------------------------------------

@@ -99,6 +99,10 @@ class Layer:
     #: option keys (from :meth:`controls`) whose change needs new data; the others
     #: only restyle through :meth:`hideout_for`.
     data_options: tuple[str, ...] = ()
+    #: change generations (migration 0009) the layer's data is built from
+    depends_on: tuple[str, ...] = ("admin", "grid")
+    #: how long cached data may be served at most (time-dependent layers: short)
+    cache_seconds: int = 600
 
     # -- data -----------------------------------------------------------
     def features(self, session, req: ViewRequest) -> dict:

@@ -7,20 +7,18 @@ reuse the generic map callbacks.
 from __future__ import annotations
 
 import dash_mantine_components as dmc
-from dash import html
-
-from geodata import events as ev
 from geodata import workflow as wf
 from geodata.i18n import pick
 from geodata.queries import events_map as q
-from geodata.users import mask_phone
+from layers import event_panel
 from layers.base import Layer, LegendItem, ViewRequest, as_int, not_found, option_id
-from layers.panel import facts, fmt_time, header
 
 
 class EventLayer(Layer):
     name = "events"
     title_zh, title_en = "事件", "Events"
+    depends_on = ("event", "grid")
+    cache_seconds = 60
     min_zoom = 14
     grid_zoom = 12
     point_to_layer = "event"
@@ -84,30 +82,5 @@ class EventLayer(Layer):
         if props.get("kind") == "event_aggregate":
             return None
         eid = as_int(props.get("id", feature.get("id")))
-        e = ev.get_event(session, eid) if eid else None
-        if e is None:
-            return not_found(lang, feature.get("id"))
-        scope = session.info.get("scope")
-        role = scope.role if scope else "anonymous"
-        history = ev.event_history(session, eid)
-        timeline = html.Ol(
-            [html.Li([html.Span(fmt_time(h["at"]), className="tl-time"),
-                      html.B(wf.label(h["action"], lang) if h["action"] else ""),
-                      html.Span(f" {h['actor']}"), html.Div(h["note"] or "", className="tl-note")])
-             for h in history],
-            className="timeline",
-        )
-        return [
-            header(pick(e["subclass_zh"], e["subclass_en"], lang), f"#{e['id']}", "事件", "Event", lang),
-            facts([
-                ("field.status", wf.label(e["state"], lang) + (pick(" · 超期", " · overdue", lang) if e["overdue"] else "")),
-                ("field.village", e["village"] or pick("县级队列", "County queue", lang)),
-                ("field.worker", e["worker"]),
-                (pick("描述", "Description", lang), e["description"]),
-                (pick("上报时间", "Reported", lang), fmt_time(e["reported_at"])),
-                (pick("处置时限", "Due", lang), fmt_time(e["due_at"])),
-                (pick("上报人电话", "Reporter phone", lang), mask_phone(e.get("reporter_phone"), role)),
-            ], lang, test_id="event-facts"),
-            html.H4(pick("流转记录", "Timeline", lang), className="panel-section"),
-            timeline,
-        ]
+        panel = event_panel.render(session, eid, lang) if eid else None
+        return panel if panel is not None else not_found(lang, feature.get("id"))

@@ -9,6 +9,7 @@ from layers.panel import facts, fmt_area, fmt_int, fmt_pct, fmt_time, header
 class GridLayer(Layer):
     name = "grids"
     title_zh, title_en = "网格", "Grids"
+    depends_on = ("grid",)
     min_zoom = 12
     style = "grid"
     on_each_feature = "gridTooltip"

@@ -45,6 +45,7 @@ def class_breaks(values: list[float], k: int = 5) -> list[float]:
 class PopulationLayer(Layer):
     name = "population"
     title_zh, title_en = "人口分布", "Population"
+    depends_on = ("grid",)
     visible = False
     style = "choropleth"
     on_each_feature = "populationTooltip"

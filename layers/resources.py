@@ -12,6 +12,7 @@ from layers.panel import facts, header
 class ResourceLayer(Layer):
     name = "resources"
     title_zh, title_en = "公共资源", "Public resources"
+    depends_on = ("resource",)
     point_to_layer = "resource"
     cluster = True
     z_index = 600

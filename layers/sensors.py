@@ -13,6 +13,8 @@ TYPE_COLORS = {"manhole": "#0f766e", "trash_bin": "#a16207", "environment": "#25
 class SensorLayer(Layer):
     name = "sensors"
     title_zh, title_en = "物联感知设备", "IoT sensors"
+    depends_on = ("sensor",)
+    cache_seconds = 60
     min_zoom = 14
     village_zoom = 12   # below: counts per town; from here: counts per village
     point_to_layer = "sensor"

@@ -84,9 +84,15 @@ def create_app(database_url: str | None = None) -> dash.Dash:
     from map_app.auth import init_auth
 
     init_auth(server, database)
+    from callbacks.cache import init_cache
+
+    init_cache(server)
     from map_app.admin import blueprint as admin_blueprint
+    from map_app.open311 import init_open311
 
     server.register_blueprint(admin_blueprint)
+    # Open311 GeoReport v2: public reads by default (DVMAP_OPEN311_READ_KEY=1 requires a key).
+    init_open311(server, database.sessionmaker, require_key_for_reads=settings.open311_read_key)
 
     @server.get("/healthz")
     def healthz():

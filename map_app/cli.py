@@ -128,8 +128,10 @@ def migrate() -> None:
 @main.command("demo-data")
 @click.option("--seed", default=42, show_default=True, help="Random seed; same seed, same county.")
 @click.option("--replace", is_flag=True, help="Replace an existing demo county instead of refusing.")
-def demo_data(seed: int, replace: bool) -> None:
-    """Generate and load the demo county (137 villages)."""
+@click.option("--events", "n_events", default=0, show_default=True, type=click.IntRange(0, 50_000_000),
+              help="Also bulk-load this many synthetic events (COPY + set-based routing).")
+def demo_data(seed: int, replace: bool, n_events: int) -> None:
+    """Generate and load the demo county (137 villages), optionally with N events."""
     from etl.demo_county import DemoAlreadyLoaded, load_demo
 
     url = _resolve("owner")
@@ -143,6 +145,13 @@ def demo_data(seed: int, replace: bool) -> None:
             click.echo(f"  {key}: {value}")
     from etl.demo_accounts import ensure_demo_accounts
 
+    if n_events:
+        from etl.bulk_events import load_synthetic
+
+        def progress(done, total):
+            click.echo(f"  events: {done:,}/{total:,}", err=True)
+
+        click.echo(f"  {load_synthetic(url, n_events, seed=seed, progress=progress)}")
     accounts = ensure_demo_accounts(url)
     if accounts:
         click.echo("\n演示账户 / demo accounts (refused when DVMAP_ENV=production until the password is changed):")

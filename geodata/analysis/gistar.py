@@ -20,8 +20,9 @@ Pseudo p-values come from conditional randomisation: for each cell, ``y_i`` stay
 its ``k_i`` neighbours' values are replaced by ``k_i`` values drawn without
 replacement from the other ``n - 1`` cells. As in esda, one table of draws (seeded)
 is shared by all cells, so a run is reproducible; the p-value is "directed"
-(the smaller tail, folded): ``(min(#≥, P − #≥) + 1) / (P + 1)``. Exact ties
-(common with counts) count as "at least as large".
+(the smaller tail): ``(min(#≥, #≤) + 1) / (P + 1)``. Without ties this is exactly
+esda's value; with ties (counts!) esda's ``P − #≥`` makes an empty cell among empty
+neighbours look "extreme", so here ties count in both tails.
 """
 from __future__ import annotations
 
@@ -247,19 +248,23 @@ def _pseudo_p(y: np.ndarray, w: sparse.csr_matrix, gs: np.ndarray, permutations:
     # exact ties and must count as "at least as large" whatever the rounding.
     observed_num = gs * total
     eps = 1e-9 * np.maximum(np.abs(observed_num), 1e-300)
-    larger = np.empty(n, dtype=np.int64)
+    at_least = np.empty(n, dtype=np.int64)
+    at_most = np.empty(n, dtype=np.int64)
     step = max(1, chunk_elems // max(1, permutations * kmax))
     for start in range(0, n, step):
         rows = np.arange(start, min(n, start + step))
         # index into "y without row i": j >= i shifts by one
         mapped = ids[None, :, :] + (ids[None, :, :] >= rows[:, None, None])  # (c, P, kmax)
         rnum = np.einsum("cpk,ck->cp", y[mapped], wpad[rows]) + (self_w[rows] * y[rows])[:, None]
-        larger[rows] = (rnum >= (observed_num[rows] - eps[rows])[:, None]).sum(axis=1)
+        at_least[rows] = (rnum >= (observed_num[rows] - eps[rows])[:, None]).sum(axis=1)
+        at_most[rows] = (rnum <= (observed_num[rows] + eps[rows])[:, None]).sum(axis=1)
         if progress is not None:
             progress(min(n, start + step), n)
-    low = (permutations - larger) < larger
-    larger[low] = permutations - larger[low]
-    p = (larger + 1.0) / (permutations + 1.0)
+    # The smaller tail. Without ties (continuous data) at_most = P - at_least, which is
+    # esda's "directed" value; with ties (counts: an empty cell among empty neighbours
+    # equals most of its permutations) esda's P - at_least would call the cell extreme,
+    # so ties count in both tails here.
+    p = (np.minimum(at_least, at_most) + 1.0) / (permutations + 1.0)
     p[card == 0] = 1.0  # an island has no neighbours to permute: never significant
     return p
 

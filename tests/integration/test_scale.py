@@ -1,0 +1,92 @@
+"""A million events: the bulk loader routes them in SQL, and the map's queries use the indexes.
+
+Runs in a database of its own (the other tests count events in theirs).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from sqlalchemy import text
+
+N = int(os.environ.get("DVMAP_SCALE_EVENTS", "1000000"))
+
+
+@pytest.fixture(scope="module")
+def million(pg):
+    from etl.bulk_events import load_synthetic
+    from etl.demo_county import load_demo
+    from geodata import migrate
+    from geodata.cluster import LocalCluster
+    from geodata.config import get_settings
+    from geodata.db import make_engine
+
+    if pg.superuser_url is None:
+        pytest.fail("the scale test needs the embedded cluster (or a server where it may create databases)")
+    cluster = LocalCluster(get_settings())
+    name = f"dvmap_scale_{os.getpid()}"
+    cluster.drop_database(name)
+    cluster.ensure_database(name)
+    urls = cluster.urls(name)
+    migrate.upgrade(urls.owner)
+    load_demo(urls.owner, seed=42)
+    summary = load_synthetic(urls.owner, N, seed=11, years=3)
+    engine = make_engine(urls.app)
+    yield {"engine": engine, "summary": summary, "owner": make_engine(urls.owner)}
+    engine.dispose()
+    from sqlalchemy.orm import close_all_sessions
+
+    close_all_sessions()
+    cluster.drop_database(name)
+
+
+def _plan(engine, sql: str, params: dict) -> str:
+    from geodata.db import SYSTEM, apply_scope
+
+    with engine.begin() as conn:
+        apply_scope(conn, SYSTEM)
+        rows = conn.execute(text("EXPLAIN (FORMAT JSON) " + sql), params).scalar()
+    return json.dumps(rows)
+
+
+def test_every_event_is_routed_to_a_grid_in_set_based_sql(million):
+    from geodata.db import SYSTEM, apply_scope
+
+    assert million["summary"]["events"] == N
+    with million["engine"].begin() as conn:
+        apply_scope(conn, SYSTEM)
+        total, unrouted, wrong = conn.execute(text(
+            """SELECT count(*), count(*) FILTER (WHERE grid_id IS NULL),
+                      count(*) FILTER (WHERE grid_id IS NOT NULL AND NOT EXISTS (
+                          SELECT 1 FROM grid g WHERE g.id = e.grid_id AND ST_Intersects(g.geom, e.geom)))
+                 FROM (SELECT * FROM event TABLESAMPLE SYSTEM (1)) e""")).one()
+        history = conn.execute(text("SELECT count(*) FROM event_history WHERE action = 'import'")).scalar()
+    assert total > 0 and unrouted == 0 and wrong == 0
+    assert history == N
+
+
+def test_viewport_query_uses_the_spatial_index_at_a_million_rows(million):
+    from geodata.queries import events_map
+
+    with million["engine"].begin() as conn:
+        from geodata.db import SYSTEM, apply_scope
+
+        apply_scope(conn, SYSTEM)
+        x, y = conn.execute(text("SELECT ST_X(label_point), ST_Y(label_point) FROM village LIMIT 1")).one()
+    where, params = events_map._filters("all", None, 3650)
+    sql = f"""SELECT e.id FROM event e WHERE e.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4490) AND {where}
+              ORDER BY e.reported_at DESC LIMIT 3000"""
+    plan = _plan(million["engine"], sql, {**params, "w": x - 0.01, "s": y - 0.005, "e": x + 0.01, "n": y + 0.005})
+    assert "geom_idx" in plan or "geom_gix" in plan, plan[:2000]
+    assert '"Node Type": "Seq Scan"' not in plan, plan[:2000]
+
+
+def test_recent_window_counts_prune_partitions(million):
+    from geodata.queries import events_map
+
+    where, params = events_map._filters("open", None, 30)
+    plan = _plan(million["engine"], f"SELECT e.village_id, count(*) FROM event e WHERE {where} GROUP BY 1", params)
+    # Only the current year's partition (and the default one) may be read for a 30-day window.
+    years = {p for p in ("event_y2021", "event_y2022", "event_y2023", "event_y2024") if p in plan}
+    assert not years, years
