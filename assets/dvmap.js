@@ -56,22 +56,27 @@ window.dvmap = Object.assign({}, window.dvmap, {
       const p = feature.properties;
       const h = (context && context.hideout) || {};
       if (p.kind === "sensor_aggregate") {
+        // Live counts from the clock's hideout patch win over the loaded ones: [count, alarm, offline].
+        const live = (h.agg || {})[feature.id];
+        const count = live ? live[0] : p.count, alarm = live ? live[1] : p.alarm, offline = live ? live[2] : p.offline;
         // A labelled box, unlike the round resource clusters: "感 1,234" with an alarm badge.
-        const cls = p.alarm > 0 ? "agg agg-alarm" : p.offline > 0 ? "agg agg-offline" : "agg";
-        const badge = p.alarm > 0 ? '<i class="agg-badge">' + p.alarm + "</i>" : "";
+        const cls = alarm > 0 ? "agg agg-alarm" : offline > 0 ? "agg agg-offline" : "agg";
+        const badge = alarm > 0 ? '<i class="agg-badge">' + alarm + "</i>" : "";
         const icon = L.divIcon({
           className: "sensor-agg",
-          html: '<span class="' + cls + '"><b>感</b>' + p.count.toLocaleString() + badge + "</span>",
+          html: '<span class="' + cls + '"><b>感</b>' + count.toLocaleString() + badge + "</span>",
           iconSize: null
         });
         return L.marker(latlng, {icon: icon, title: p.name});
       }
+      // A status changed since the data was loaded arrives in hideout.live (sensor id → status).
+      const status = (h.live || {})[p.id] || p.status;
       const colors = h.status_colors || {};
-      const color = colors[p.status] || "#16a34a";
+      const color = colors[status] || "#16a34a";
       const marker = L.circleMarker(latlng, {
-        radius: p.status === "alarm" ? 7 : 5, color: "#ffffff", weight: 1.2,
+        radius: status === "alarm" ? 7 : 5, color: "#ffffff", weight: 1.2,
         fillColor: color, fillOpacity: 0.95,
-        className: p.status === "alarm" ? "sensor-alarm" : ""
+        className: "sensor-dot sensor-" + status + (status === "alarm" ? " sensor-alarm" : "")
       });
       return marker;
     },

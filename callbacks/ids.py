@@ -20,3 +20,36 @@ def toggle(name: str) -> dict:
 
 def subtypes(name: str) -> dict:
     return {"type": "subtype-toggle", "name": name}
+
+
+# -- events UI (callbacks/events.py, map_app/event_ui.py) --------------------------
+EVENT_POINT = "event-point"                # store: the last clicked map point {lat, lon, kind}
+EVENT_REPORT_BAR = "event-report-bar"      # "上报事件" offer for that point, above the details panel
+EVENT_REPORT_OPEN = "event-report-open"
+EVENT_PICK = "event-pick"                  # LayerGroup with the marker of the clicked point
+EVENT_MODAL = "event-report-modal"
+EVENT_FORM = "event-report-form"
+EVENT_KEY = "event-report-key"             # idempotency key, made when the form opens
+EVENT_FIELD = "event-report-field"         # pattern {"type": EVENT_FIELD, "field": name}
+EVENT_PHOTOS = "event-report-photos"
+EVENT_PHOTO_LIST = "event-report-photo-list"
+EVENT_LOCATION = "event-report-location"
+EVENT_SUBMIT = "event-report-submit"
+EVENT_CANCEL = "event-report-cancel"
+EVENT_RESULT = "event-report-result"
+EVENT_REFRESH = "event-refresh"            # store: bumped after every change (table, indicators)
+EVENT_DRAWER = "evt-drawer"
+EVENT_DRAWER_TOGGLE = "evt-drawer-toggle"
+EVENT_DRAWER_OPEN = "evt-drawer-open"
+EVENT_TABLE = "evt-table"
+EVENT_TABLE_COUNT = "evt-table-count"
+EVENT_INDICATORS = "evt-indicators"
+EVENT_FILTER = "evt-filter"                # pattern {"type": EVENT_FILTER, "key": state|class|range|village}
+
+
+def event_field(name: str) -> dict:
+    return {"type": EVENT_FIELD, "field": name}
+
+
+def event_filter(key: str) -> dict:
+    return {"type": EVENT_FILTER, "key": key}

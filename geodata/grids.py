@@ -56,7 +56,7 @@ __all__ = [
     "MIN_AREA_M2", "MAX_VERTICES", "AREA_EPSILON_M2", "DEFAULT_SNAP_M", "MAX_SNAP_M", "WRITE_ROLES",
     "Issue", "Validation", "SnapResult", "ChangeResult",
     "GridError", "GridInputError", "GridNotFound", "StaleGrid", "GridPermissionDenied", "GridTopologyError",
-    "parse_polygon", "parse_line", "ring_issue", "ring_area", "count_vertices", "may_edit",
+    "parse_polygon", "parse_line", "ring_issue", "ring_area", "count_vertices", "drop_specks", "may_edit",
     "validate", "snap", "save_grid", "split_grid", "merge_grids", "delete_grid", "assign_worker",
     "renumber_village", "renumber_plan", "undo_last", "last_change", "preview", "change_history",
     "village_grids", "village_gaps", "village_info", "editable_villages", "grid_workers", "grid_at",
@@ -396,9 +396,10 @@ def parse_polygon(obj, max_vertices: int = MAX_VERTICES) -> Polygon | MultiPolyg
     else:
         raise GridInputError(f"网格必须是多边形,收到的是 {kind}。", f"A grid must be a polygon, got {kind}.",
                              "not_polygon")
-    if not isinstance(polys, list) or not polys or not all(isinstance(p, list) and p for p in polys):
+    if not isinstance(polys, (list, tuple)) or not polys or not all(isinstance(p, (list, tuple)) and p
+                                                                      for p in polys):
         raise GridInputError("多边形没有坐标。", "The polygon has no coordinates.", "empty")
-    total = sum(len(r) for p in polys for r in p if isinstance(r, list))
+    total = sum(len(r) for p in polys for r in p if isinstance(r, (list, tuple)))
     if total > max_vertices:
         raise GridInputError(
             f"顶点过多:{total:,} 个(上限 {max_vertices:,} 个),请简化后再保存。",
@@ -409,7 +410,7 @@ def parse_polygon(obj, max_vertices: int = MAX_VERTICES) -> Polygon | MultiPolyg
     for poly in polys:
         rings = []
         for ring in poly:
-            if not isinstance(ring, list):
+            if not isinstance(ring, (list, tuple)):
                 raise GridInputError("坐标格式错误。", "A coordinate is malformed.", "bad_coordinates")
             pts = [_check_position(p) for p in ring]
             problem = ring_issue(pts)
@@ -442,6 +443,37 @@ def parse_line(obj) -> LineString:
         raise GridInputError("分割线至少需要两个不同的点。", "The split line needs two distinct points.",
                              "short_line")
     return LineString(distinct)
+
+
+def drop_specks(geom, min_m2: float = AREA_EPSILON_M2):
+    """Remove polygon parts and holes smaller than ``min_m2`` (lon/lat input, area estimated).
+
+    Overlay operations leave such specks (zero-width parts, pin-hole rings) where
+    edges nearly coincide; they are noise, not part of a grid.
+
+    Parameters
+    ----------
+    geom : shapely Polygon or MultiPolygon
+        In lon/lat degrees.
+    min_m2 : float
+
+    Returns
+    -------
+    shapely MultiPolygon
+        Possibly empty.
+    """
+    parts = list(getattr(geom, "geoms", [geom])) if not geom.is_empty else []
+    if not parts:
+        return MultiPolygon()
+    lat = geom.centroid.y if not geom.centroid.is_empty else 30.0
+    deg2 = min_m2 / (111_320.0 ** 2 * max(math.cos(math.radians(lat)), 0.05))
+    kept = []
+    for part in parts:
+        if not isinstance(part, Polygon) or ring_area(part.exterior.coords) < deg2:
+            continue
+        holes = [h.coords for h in part.interiors if ring_area(h.coords) >= deg2]
+        kept.append(Polygon(part.exterior.coords, holes))
+    return MultiPolygon(kept)
 
 
 def may_edit(role: str | None) -> bool:
@@ -897,7 +929,7 @@ snapped AS (  -- then the neighbours' vertices along the snapped edges, so share
 back AS (     -- bit-identical vertices where they coincide with a neighbour's (within ~1 cm)
     SELECT ST_Snap(ST_Transform(snapped.gm, 4490), ref.l4490, 1e-7) AS g FROM snapped, ref
 )
-SELECT ST_Multi(ST_CollectionExtract(ST_MakeValid(back.g), 3)) AS g,
+SELECT ST_AsBinary(ST_Multi(ST_CollectionExtract(ST_MakeValid(back.g), 3))) AS g,
        (SELECT count(*) FROM moved WHERE NOT ST_Equals(moved.p, moved.old)) AS moved
   FROM back
 """
@@ -924,14 +956,14 @@ trimmed AS (
 holes AS (   -- thin gaps along the candidate, inside the village and in no grid: filled
     SELECT d.geom FROM trimmed, v, nb,
            ST_Dump(ST_CollectionExtract(
-               ST_Difference(ST_Intersection(ST_Buffer(trimmed.g::geography, :tol)::geometry, v.geom),
+               ST_Difference(ST_Intersection(ST_Transform(ST_Buffer(ST_Transform(trimmed.g, {_METRIC}), :tol), 4490), v.geom),
                              ST_Union(trimmed.g, coalesce(nb.geom, 'GEOMETRYCOLLECTION EMPTY'::geometry))), 3)) d
      WHERE ST_IsEmpty(ST_Buffer(ST_Transform(d.geom, {_METRIC}), -:half))
-       AND ST_Intersects(d.geom, ST_Buffer(trimmed.g::geography, 0.01)::geometry)
+       AND ST_Intersects(d.geom, ST_Transform(ST_Buffer(ST_Transform(trimmed.g, {_METRIC}), 0.01), 4490))
 )
-SELECT ST_Multi(ST_CollectionExtract(ST_MakeValid(
+SELECT ST_AsBinary(ST_Multi(ST_CollectionExtract(ST_MakeValid(
            CASE WHEN EXISTS (SELECT 1 FROM holes)
-                THEN ST_Union(trimmed.g, (SELECT ST_Union(geom) FROM holes)) ELSE trimmed.g END), 3)) AS g,
+                THEN ST_Union(trimmed.g, (SELECT ST_Union(geom) FROM holes)) ELSE trimmed.g END), 3))) AS g,
        coalesce((SELECT sum(ST_Area(ST_Transform(geom, {_METRIC}))) FROM bad), 0) AS trimmed_m2,
        coalesce((SELECT sum(ST_Area(ST_Transform(geom, {_METRIC}))) FROM holes), 0) AS filled_m2
   FROM trimmed
@@ -998,12 +1030,13 @@ def snap(
         raise GridInputError("吸附后多边形退化,请减小吸附距离。",
                              "Snapping collapsed the polygon; use a smaller distance.", "snap_collapsed")
     fix = session.execute(text(_SLIVER_SQL), {
-        "snapped": row["g"], "v": village["id"], "ignore": ignore, "deg": _deg(tol), "tol": tol, "half": tol / 2,
+        "snapped": bytes(row["g"]), "v": village["id"], "ignore": ignore, "deg": _deg(tol), "tol": tol, "half": tol / 2,
     }).mappings().one()
+    cleaned = drop_specks(shapely.from_wkb(bytes(fix["g"])))
     final = session.execute(text(
         f"SELECT ST_AsGeoJSON(g, {_GJ_DIGITS})::json AS gj, ST_NPoints(g) AS n, ST_IsEmpty(g) AS empty"
-        " FROM (SELECT ST_GeomFromWKB(:g, 4490) AS g) x"
-    ), {"g": fix["g"]}).mappings().one()
+        " FROM (SELECT ST_Multi(ST_GeomFromWKB(:g, 4490)) AS g) x"
+    ), {"g": _wkb(cleaned)}).mappings().one()
     if final["empty"]:
         raise GridInputError("吸附后多边形退化,请减小吸附距离。",
                              "Snapping collapsed the polygon; use a smaller distance.", "snap_collapsed")

@@ -7,6 +7,7 @@ reuse the generic map callbacks.
 from __future__ import annotations
 
 import dash_mantine_components as dmc
+
 from geodata import workflow as wf
 from geodata.i18n import pick
 from geodata.queries import events_map as q

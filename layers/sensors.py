@@ -1,9 +1,23 @@
-"""物联感知: sensors coloured by status; counts per village when zoomed out."""
-from geodata.i18n import t
+"""物联感知: sensors coloured by status; counts per village when zoomed out.
+
+Live: the shared clock patches ``hideout`` only — ``live`` ({sensor id: status}
+for sensors whose status changed since the page was built) and ``agg``
+({aggregate feature id: [count, alarm, offline]}) — which the JS point function
+reads in preference to the loaded data, so the layer is never re-sent.
+"""
+from datetime import datetime, timedelta, timezone
+
+import plotly.graph_objects as go
+from dash import Patch, dcc, html
+
+from geodata import sensors as sn
+from geodata.i18n import pick, t
 from geodata.queries import details as d
 from geodata.queries import layers as q
 from layers.base import Layer, LegendItem, SubType, ViewRequest, as_int, not_found
 from layers.panel import facts, fmt_time, header
+
+CST = timezone(timedelta(hours=8))
 
 STATUS_COLORS = {"normal": "#16a34a", "alarm": "#dc2626", "offline": "#6b7280"}
 TYPE_COLORS = {"manhole": "#0f766e", "trash_bin": "#a16207", "environment": "#2563eb",
@@ -40,9 +54,48 @@ class SensorLayer(Layer):
                 for r in q.sensor_types(session)]
 
     def initial_hideout(self, session):
+        since, _ = sn.status_changes(session, None)
         return {"status_colors": STATUS_COLORS,
                 "type_icons": {"manhole": "井", "trash_bin": "桶", "environment": "环", "camera": "摄",
-                               "smoke": "烟", "geohazard": "地"}}
+                               "smoke": "烟", "geohazard": "地"},
+                # live state, patched by callbacks/sensors.py on the shared clock
+                "live": {}, "agg": {}, "agg_types": None, "live_since": since.isoformat()}
+
+    def live_patch(self, session, hideout: dict, types: list[str] | None):
+        """A ``Patch`` of ``hideout`` with what changed since its ``live_since``, or None.
+
+        Only statuses that differ from the hideout's own are sent, and ``live_since``
+        moves only with them: a quiet tick changes nothing (no redraw).
+        """
+        hideout = hideout or {}
+        try:
+            since = datetime.fromisoformat(hideout["live_since"])
+        except (KeyError, TypeError, ValueError):
+            since = None
+        now, changes = sn.status_changes(session, since)
+        counts = sn.unit_counts(session, types)
+        patch, changed = Patch(), False
+        live = hideout.get("live") or {}
+        for sid, status in changes.items():
+            if live.get(str(sid)) != status:
+                patch["live"][str(sid)] = status
+                changed = True
+        types_key = None if types is None else sorted(types)
+        agg = hideout.get("agg") or {}
+        if not agg or hideout.get("agg_types") != types_key:
+            patch["agg"] = counts
+            patch["agg_types"] = types_key
+            changed = True
+        else:
+            for key in set(agg) | set(counts):
+                value = counts.get(key, [0, 0, 0])
+                if agg.get(key) != value:
+                    patch["agg"][key] = value
+                    changed = True
+        if since is None or changes:
+            patch["live_since"] = now.isoformat()
+            changed = True
+        return patch if changed else None
 
     def legend(self, lang, hideout):
         items = [LegendItem(t(f"status.{k}", "zh"), t(f"status.{k}", "en"), c, "circle")
@@ -72,4 +125,69 @@ class SensorLayer(Layer):
                 ("field.time", fmt_time(s["last_seen_at"])),
                 ("field.village", s["village"]),
             ], lang, test_id="sensor-facts"),
+            *_chart(sn.reading_series(session, sid), lang),
+            *_alarms(sn.sensor_alarms(session, sid), lang),
         ]
+
+
+def _chart(series: dict | None, lang: str) -> list:
+    """The last 24 hours of the main value, with the alarm and clear levels."""
+    title = pick("近24小时读数", "Last 24 hours", lang)
+    if not series or not series["times"]:
+        return [html.Div(title, className="panel-section"),
+                html.Div(pick("近24小时没有读数。", "No readings in the last 24 hours.", lang),
+                         className="panel-hint", **{"data-testid": "sensor-chart-empty"})]
+    unit = series["unit"]
+    fig = go.Figure(go.Scatter(
+        x=[x.astimezone(CST) for x in series["times"]], y=series["values"], mode="lines+markers",
+        line={"color": "#1f6feb", "width": 2}, marker={"size": 4}, name=series["main_value"],
+        hovertemplate="%{x|%m-%d %H:%M}<br>%{y} " + unit + "<extra></extra>",
+    ))
+    for rule in series["rules"]:
+        fig.add_hline(y=rule["raise_level"], line={"color": STATUS_COLORS["alarm"], "dash": "dash", "width": 1.5},
+                      annotation_text=pick(f"告警 {rule['raise_level']:g}", f"alarm {rule['raise_level']:g}", lang),
+                      annotation_position="top left", annotation_font={"size": 11, "color": STATUS_COLORS["alarm"]})
+        if rule["clear_level"] != rule["raise_level"]:
+            fig.add_hline(y=rule["clear_level"], line={"color": "#d97706", "dash": "dot", "width": 1},
+                          annotation_text=pick(f"解除 {rule['clear_level']:g}", f"clear {rule['clear_level']:g}", lang),
+                          annotation_position="bottom left", annotation_font={"size": 11, "color": "#b45309"})
+    fig.update_layout(
+        height=230, margin={"l": 44, "r": 8, "t": 8, "b": 32}, showlegend=False,
+        paper_bgcolor="#ffffff", plot_bgcolor="#f8fafc",
+        font={"family": "Noto Sans CJK SC, WenQuanYi Micro Hei, sans-serif", "size": 11},
+        xaxis={"tickformat": "%H:%M", "gridcolor": "#e5e7eb"},
+        yaxis={"title": {"text": f"{series['main_value']} ({unit})"}, "gridcolor": "#e5e7eb", "rangemode": "tozero"},
+    )
+    return [html.Div(title, className="panel-section"),
+            dcc.Graph(figure=fig, config={"displayModeBar": False, "responsive": True}, className="sensor-chart",
+                      id="sensor-chart", style={"height": "230px"})]
+
+
+def _alarms(episodes: list[dict], lang: str) -> list:
+    """The sensor's latest alarm episodes and the events they opened."""
+    if not episodes:
+        return []
+    items = []
+    for a in episodes:
+        what = (pick(a["label_zh"], a["label_en"], lang) if a["kind"] == "threshold"
+                else pick("离线", "Offline", lang))
+        until = (fmt_time(a["cleared_at"]) if a["cleared_at"] else pick("进行中", "ongoing", lang))
+        parts = [html.B(what), f" · {fmt_time(a['opened_at'])} → {until}"]
+        if a["event_id"]:
+            parts += [" · ", html.A(pick(f"事件 #{a['event_id']}", f"Event #{a['event_id']}", lang),
+                                    href=f"?event={a['event_id']}")]
+        items.append(html.Li(parts, className="alarm-open" if not a["cleared_at"] else None))
+    return [html.Div(pick("告警记录", "Alarms", lang), className="panel-section"),
+            html.Ul(items, className="panel-list", **{"data-testid": "sensor-alarms"})]
+
+
+def live_counters(counts: dict, lang: str):
+    """The top bar's online / alarm / offline counter."""
+    def chip(key: str, zh: str, en: str):
+        return html.Span(
+            [html.I(className=f"live-dot live-{key}"), pick(zh, en, lang), html.B(f"{counts[key]:,}")],
+            className=f"live-chip live-chip-{key}", **{"data-testid": f"counter-{key}", "data-value": counts[key]},
+        )
+
+    return [html.Span(pick("物联感知", "Sensors", lang), className="live-title"),
+            chip("online", "在线", "Online"), chip("alarm", "告警", "Alarm"), chip("offline", "离线", "Offline")]

@@ -20,7 +20,7 @@ from geodata import audit, users
 from geodata.db import SYSTEM, Database, Scope
 from geodata.i18n import pick
 
-PUBLIC_PREFIXES = ("/login", "/healthz", "/open311/")
+PUBLIC_PREFIXES = ("/login", "/healthz", "/open311/", "/api/sensors/")  # the last two: API keys
 FAILED_LOGIN_DELAY_S = 0.6  # slows password guessing on top of the per-account lockout
 
 

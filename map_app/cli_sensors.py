@@ -193,6 +193,7 @@ def stats_cmd(days):
 def gateway_key_cmd(name, village_codes):
     """Issue an API key for an HTTP sensor gateway (shown once)."""
     from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
 
     from geodata import sensors
     from geodata.db import SYSTEM, make_engine, make_sessionmaker, scoped
@@ -211,9 +212,12 @@ def gateway_key_cmd(name, village_codes):
                 base._fail(f"村代码不存在 / unknown village code: {', '.join(missing)}")
             ids = list(found.values())
         try:
-            client_id, key = sensors.create_gateway_key(session, name, ids)
+            with session.begin_nested():
+                client_id, key = sensors.create_gateway_key(session, name, ids)
         except BilingualError as exc:
             base._fail(f"{exc.message_zh} / {exc.message_en}")
+        except IntegrityError:
+            base._fail(f"名称已被使用 / the name is taken: {name}")
     click.echo(f"gateway {name} (id {client_id}): {key}")
     click.echo("POST readings to /api/sensors/readings with header 'X-API-Key: <key>'")
 

@@ -90,3 +90,16 @@ def test_recent_window_counts_prune_partitions(million):
     # Only the current year's partition (and the default one) may be read for a 30-day window.
     years = {p for p in ("event_y2021", "event_y2022", "event_y2023", "event_y2024") if p in plan}
     assert not years, years
+
+
+def test_province_job_on_dask_matches_the_database(million):
+    from etl.province_job import bin_in_database, bin_with_dask, hotspots, last_months
+
+    owner_url = million["owner"].url.render_as_string(hide_password=False)
+    window = last_months(3)
+    in_db = bin_in_database(owner_url, window, 1000.0)
+    with_dask = bin_with_dask(owner_url, window, 1000.0)  # dask's local threaded scheduler
+    merged = in_db.merge(with_dask, on=["county", "ix", "iy"], how="outer", suffixes=("_db", "_dask")).fillna(0)
+    assert len(in_db) > 50 and (merged.n_db == merged.n_dask).all()
+    hot = hotspots(with_dask)
+    assert (hot.z > 1.96).any()  # the synthetic data has hotspots, and Gi* finds them
