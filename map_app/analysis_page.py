@@ -10,6 +10,7 @@ import dash_leaflet as dl
 import dash_mantine_components as dmc
 from dash import dcc, html
 from flask import current_app
+from sqlalchemy import text
 
 from callbacks import analysis_ids as aid
 from geodata.analysis.cells import H3_RESOLUTIONS
@@ -71,7 +72,7 @@ def layout(**query):
         outline = q.base_outlines(s, 11)
         villages = q.all_villages(s)
         cats = _category_options(s, lang)
-        rtypes = [dict(r) for r in s.execute(__import__("sqlalchemy").text(
+        rtypes = [dict(r) for r in s.execute(text(
             "SELECT code, name_zh, name_en FROM resource_type ORDER BY sort")).mappings()]
         rasters = list_rasters(s)
     other = "zh" if lang == "en" else "en"

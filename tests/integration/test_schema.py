@@ -78,3 +78,13 @@ def test_app_role_cannot_change_reference_data(app_engine, demo_db):
         with app_engine.begin() as conn:
             apply_scope(conn, SYSTEM)
             conn.execute(text("UPDATE county SET name = 'x'"))
+
+
+def test_postgis_bbox_operators_are_leakproof_so_rls_tables_can_use_gist(owner_engine):
+    # Without this every viewport query on an RLS table is a sequential scan.
+    with owner_engine.connect() as conn:
+        rows = conn.execute(text(
+            """SELECT p.proname, p.proleakproof FROM pg_operator o JOIN pg_proc p ON p.oid = o.oprcode
+                WHERE o.oprname IN ('&&', '~', '@') AND o.oprleft = 'geometry'::regtype
+                  AND o.oprright = 'geometry'::regtype""")).all()
+    assert rows and all(leak for _, leak in rows), rows
