@@ -47,14 +47,20 @@ db: setup
 
 demo: setup
 	$(DVMAP) demo-data
+	$(DVMAP) sensors broker start
 	@echo; echo "Open http://127.0.0.1:$${DVMAP_PORT:-8050}"; echo
+	@# Sensors: the ingest worker and the simulator run beside the app and stop with it.
+	@trap 'kill $$ingest $$simulate 2>/dev/null; wait' EXIT INT TERM; \
+	$(DVMAP) sensors ingest & ingest=$$!; \
+	$(DVMAP) sensors simulate & simulate=$$!; \
 	$(DVMAP) serve
 
 test: setup
 	$(BIN)/python -m pytest tests -p no:cacheprovider
 
 bench: setup
-	$(BIN)/python -m bench
+	$(DVMAP) demo-data
+	$(BIN)/python -m bench $(BENCH)
 
 clean:
 	-$(DVMAP) db stop

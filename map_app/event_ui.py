@@ -128,7 +128,7 @@ def _drawer(session, lang: str):
                 html.Div(filters, className="evt-filters"),
                 dag.AgGrid(
                     id=ids.EVENT_TABLE, rowData=[], columnDefs=column_defs(lang),
-                    getRowId="params.data.id",
+                    getRowId="String(params.data.id)",
                     defaultColDef={"sortable": True, "resizable": True, "filter": False, "minWidth": 70},
                     columnSize="responsiveSizeToFit",
                     rowClassRules={"evt-row-overdue": "params.data.overdue"},
