@@ -147,3 +147,22 @@ def test_phone_numbers_are_masked_for_roles_that_do_not_need_them():
     assert mask_phone("13812345678", "planner") == "138****5678"
     assert mask_phone("13812345678", "county_leader") == "138****5678"
     assert mask_phone("13812345678", "village_official") == "13812345678"
+
+
+def test_data_changes_are_audited_with_the_acting_user(app_engine, owner_engine, demo_db):
+    from geodata import events as ev
+    from geodata.db import Scope, make_sessionmaker, scoped
+
+    with owner_engine.connect() as conn:
+        uid, vid = conn.execute(text("SELECT id, village_id FROM app_user WHERE username = 'village'")).one()
+    factory = make_sessionmaker(app_engine)
+    with scoped(factory, Scope.villages([vid], "village_official", uid)) as s:
+        x, y = s.execute(text("SELECT ST_X(label_point), ST_Y(label_point) FROM village WHERE id = :v"),
+                         {"v": vid}).one()
+        ref = ev.create_event(s, lon=x, lat=y, subclass="0101", description="审计测试", source="patrol",
+                              actor=ev.Actor("village", "village_official", uid))
+        row = s.execute(text(
+            "SELECT username, action, detail FROM audit_log WHERE action = 'event.insert' ORDER BY id DESC LIMIT 1"
+        )).one()
+        s.rollback()
+    assert row.username == "village" and row.detail["rows"] == 1 and ref.id in row.detail["ids"]
