@@ -159,3 +159,45 @@ window.dvmap.points.event = function (feature, latlng, context) {
     fillColor: color, fillOpacity: 0.95, className: "event-point" + (p.overdue ? " event-overdue" : "")
   });
 };
+
+/* Events UI. The map remembers where the last click landed ("preclick" fires for the
+ * map even when a feature takes the click), since a feature's clickData is the
+ * feature only; the report form needs the point itself. */
+(function hookClicks() {
+  if (!window.L || !window.L.Map) { setTimeout(hookClicks, 20); return; }
+  window.L.Map.addInitHook(function () {
+    this.on("preclick", function (e) {
+      window.dvmap.lastClick = {lat: e.latlng.lat, lon: e.latlng.lng, t: Date.now()};
+    });
+  });
+})();
+
+window.dash_clientside = window.dash_clientside || {};
+window.dash_clientside.dvmapEvents = {
+  /* The clicked point for the report offer: the map's clickData, or the recorded
+   * position for a click on a feature. Aggregates and clusters are not places. */
+  clickedPoint: function (layerClicks, mapClick) {
+    const cc = dash_clientside.callback_context;
+    const trig = (cc.triggered || [])[0];
+    if (!trig || !trig.value) { return dash_clientside.no_update; }
+    if (trig.prop_id.indexOf("map.") === 0) {
+      if (!mapClick || !mapClick.latlng) { return dash_clientside.no_update; }
+      return {lat: mapClick.latlng.lat, lon: mapClick.latlng.lng, kind: "map", t: Date.now()};
+    }
+    const last = (window.dvmap || {}).lastClick;
+    if (!last) { return dash_clientside.no_update; }
+    const name = JSON.parse(trig.prop_id.split(".")[0]).name;
+    const state = (cc.states_list[0] || []).find(function (s) { return s.id.name === name; });
+    const props = ((state && state.value) || {}).properties || {};
+    if ((props.kind || "").endsWith("_aggregate") || props.cluster) { return dash_clientside.no_update; }
+    return {lat: last.lat, lon: last.lon, kind: props.kind || name, id: props.id || null, t: Date.now()};
+  },
+  /* Open/close the events drawer and tell Leaflet the map changed size. */
+  toggleDrawer: function (n) {
+    const open = (n || 0) % 2 === 1;
+    setTimeout(function () {
+      ((window.dvmap || {}).maps || []).forEach(function (m) { m.invalidateSize(); });
+    }, 80);
+    return [open, open ? "evt-drawer open" : "evt-drawer"];
+  }
+};

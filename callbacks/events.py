@@ -16,7 +16,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import dash_leaflet as dl
 import dash_mantine_components as dmc
-from dash import ALL, MATCH, Input, Output, Patch, State, callback, clientside_callback, ctx, html, no_update
+from dash import (ALL, MATCH, ClientsideFunction, Input, Output, Patch, State, callback, clientside_callback, ctx,
+                  html, no_update)
 from flask_login import current_user
 
 from callbacks import ids
@@ -101,7 +102,7 @@ def _period(value) -> tuple[datetime, datetime]:
     return as_dt(start), as_dt(end + timedelta(days=1))
 
 
-def _events_layer_reload(bounds, zoom, option_ids, option_values, visible):
+def _events_layer_reload(bounds, zoom, option_values, visible):
     """New data for the events layer in the current view, and its request key (Patch).
 
     The same request the map callbacks would make, so the next pan does not reload
@@ -110,7 +111,7 @@ def _events_layer_reload(bounds, zoom, option_ids, option_values, visible):
     layer = LAYERS.get("events")
     if layer is None or not bounds or zoom is None or visible is False:
         return no_update, no_update
-    options = {i["id"]["key"]: v for i, v in zip(option_ids, option_values) if i["id"]["key"] in layer.data_options}
+    options = {i["id"]["key"]: v for i, v in zip(_option_ids(), option_values) if i["id"]["key"] in layer.data_options}
     try:
         bbox, view_key = padded_bbox(bounds, float(zoom))
     except (TypeError, ValueError):
@@ -145,24 +146,7 @@ def _option_ids():
 # whose clickData is the feature only — the position recorded by the map's
 # "preclick" hook in assets/dvmap.js. Aggregates and clusters are not places.
 clientside_callback(
-    """
-    function(layerClicks, mapClick) {
-        const cc = dash_clientside.callback_context;
-        const trig = (cc.triggered || [])[0];
-        if (!trig) { return dash_clientside.no_update; }
-        if (trig.prop_id.startsWith("map.")) {
-            if (!mapClick || !mapClick.latlng) { return dash_clientside.no_update; }
-            return {lat: mapClick.latlng.lat, lon: mapClick.latlng.lng, kind: "map", t: Date.now()};
-        }
-        const last = (window.dvmap || {}).lastClick;
-        if (!last) { return dash_clientside.no_update; }
-        const name = JSON.parse(trig.prop_id.split(".")[0]).name;
-        const state = (cc.states_list[0] || []).find(s => s.id.name === name);
-        const props = ((state && state.value) || {}).properties || {};
-        if ((props.kind || "").endsWith("_aggregate") || props.cluster) { return dash_clientside.no_update; }
-        return {lat: last.lat, lon: last.lon, kind: props.kind || name, id: props.id || null, t: Date.now()};
-    }
-    """,
+    ClientsideFunction("dvmapEvents", "clickedPoint"),
     Output(ids.EVENT_POINT, "data"),
     Input({"type": "layer", "name": ALL}, "n_clicks"),
     Input(ids.MAP, "clickData"),
@@ -185,7 +169,7 @@ def _place_line(place: dict, lon: float, lat: float, lang: str) -> list:
     parts = [f"{lon:.6f}, {lat:.6f}", " · ".join(x for x in where if x)]
     if grid:
         parts.append(pick("网格 ", "grid ", lang) + grid + (f" · {place['worker']}" if place.get("worker") else ""))
-    return [html.Span("📍 ", className="evt-pin"), " · ".join(p for p in parts if p)]
+    return [html.Span(className="evt-pin"), " · ".join(p for p in parts if p)]
 
 
 @callback(
@@ -236,15 +220,12 @@ _FORM_FIELDS = ("class", "subclass", "description", "urgency", "source", "report
     Output(ids.EVENT_PHOTOS, "contents"),
     Output(ids.EVENT_PHOTOS, "filename"),
     Input(ids.EVENT_REPORT_OPEN, "n_clicks"),
-    Input(ids.EVENT_CANCEL, "n_clicks"),
     State(ids.EVENT_POINT, "data"),
     State(ids.LANG, "data"),
     prevent_initial_call=True,
 )
-def open_report_form(open_clicks, cancel_clicks, point, lang):
-    keep = [no_update] * (4 + len(_FORM_FIELDS) + 2)
-    if ctx.triggered_id == ids.EVENT_CANCEL:
-        return False, *keep
+def open_report_form(open_clicks, point, lang):
+    keep = [no_update] * (5 + len(_FORM_FIELDS) + 2)
     pt = _point(point)
     if not open_clicks or pt is None or not may_report():
         return no_update, *keep
@@ -257,6 +238,16 @@ def open_report_form(open_clicks, cancel_clicks, point, lang):
     source = "patrol" if _role() == "grid_worker" else "hotline"
     return (True, key, location, {}, None, False,
             None, None, "", "normal", source, "", "", None, None)
+
+
+@callback(
+    Output(ids.EVENT_MODAL, "opened", allow_duplicate=True),
+    Input(ids.EVENT_CANCEL, "n_clicks"),
+    prevent_initial_call=True,
+)
+def close_report_form(n):
+    # Its own callback: the open button is gone once a report succeeded.
+    return False if n else no_update
 
 
 @callback(
@@ -291,7 +282,8 @@ def _upload_list(filenames, contents, lang):
         except (IndexError, binascii.Error):
             head = b""
         bad = ev.sniff_image(head) is None or size > ev.MAX_PHOTO_BYTES
-        items.append(html.Li(f"{name} · {size / 1024:.0f} KB" + (pick("(不是图片或过大)", " (not an image or too big)",
+        shown = f"{size} B" if size < 1024 else f"{size / 1024:.0f} KB"
+        items.append(html.Li(f"{name} · {shown}" + (pick("(不是图片或过大)", " (not an image or too big)",
                                                                          lang) if bad else ""),
                              className="evt-file-bad" if bad else None))
     return html.Ul(items, className="evt-files")
@@ -346,6 +338,8 @@ def _route_summary(session_, ref: ev.EventRef, lang: str):
     Output(EVENTS_LAYER, "data", allow_duplicate=True),
     Output(ids.LAYER_KEYS, "data", allow_duplicate=True),
     Output(ids.EVENT_REFRESH, "data", allow_duplicate=True),
+    Output(ids.EVENT_REPORT_BAR, "children", allow_duplicate=True),
+    Output(ids.EVENT_PICK, "children", allow_duplicate=True),
     Input(ids.EVENT_SUBMIT, "n_clicks"),
     State(ids.EVENT_POINT, "data"),
     State(ids.EVENT_KEY, "data"),
@@ -359,9 +353,9 @@ def _route_summary(session_, ref: ev.EventRef, lang: str):
 def submit_report(n, point, key, _class, subclass, description, urgency, source, reporter_name, reporter_phone,
                   photos, lang, refresh, bounds, zoom, option_values, visible):
     if not n:
-        return (no_update,) * 7
+        return (no_update,) * 9
     fail = lambda msg: (dmc.Alert(msg, color="red", title=pick("未能上报", "Not reported", lang),  # noqa: E731
-                                  **{"data-testid": "report-error"}),) + (no_update,) * 6
+                                  **{"data-testid": "report-error"}),) + (no_update,) * 8
     actor = current_actor()
     if actor is None or not may_report():
         return fail(wf.PermissionDenied(f"您的角色({_role()})无权上报事件。",
@@ -382,9 +376,10 @@ def submit_report(n, point, key, _class, subclass, description, urgency, source,
             panel = event_panel.render(s, ref.id, lang)
     except BilingualError as exc:
         return fail(exc.message(lang))
-    data, keys = _events_layer_reload(bounds, zoom, _option_ids(), option_values, visible)
+    data, keys = _events_layer_reload(bounds, zoom, option_values, visible)
+    # The offer for this point is spent: the new event's own marker and panel take over.
     return (summary, {"display": "none"}, True, panel if panel is not None else no_update, data, keys,
-            (refresh or 0) + 1)
+            (refresh or 0) + 1, [], [])
 
 
 # -- 3. actions on an event ----------------------------------------------------------------
@@ -440,7 +435,7 @@ def action_arguments(action: wf.Action, fields: dict) -> tuple[dict, list[bytes]
     Input({"type": "evt-action", "event": ALL, "action": ALL}, "n_clicks"),
     State({"type": "evt-field", "event": ALL, "field": ALL}, "value"),
     State({"type": "evt-upload", "event": ALL}, "contents"),
-    State({"type": "evt-panel", "event": ALL}, "data"),
+    State({"type": "evt-panel", "event": ALL}, "children"),
     State(ids.LANG, "data"),
     State(ids.EVENT_REFRESH, "data"),
     *_LAYER_STATES,
@@ -454,7 +449,7 @@ def act_on_event(clicks, _fields, _uploads, _panels, lang, refresh, bounds, zoom
         return (no_update,) * 4  # a button was (re)rendered, not clicked
     event_id, action_name = trig["event"], trig["action"]
     fields = _fields_for(event_id)
-    version = (fields.get("panel") or {}).get("version")
+    version = fields.get("panel")
     actor = current_actor()
     message, ok, changed = None, False, False
     try:
@@ -482,7 +477,7 @@ def act_on_event(clicks, _fields, _uploads, _panels, lang, refresh, bounds, zoom
         panel = html.Div(ev.EventNotFound(event_id).message(lang), className="panel-error", role="alert")
     if not changed:
         return panel, no_update, no_update, no_update
-    data, keys = _events_layer_reload(bounds, zoom, _option_ids(), option_values, visible)
+    data, keys = _events_layer_reload(bounds, zoom, option_values, visible)
     return panel, data, keys, (refresh or 0) + 1
 
 
@@ -507,19 +502,20 @@ def column_defs(lang: str) -> list[dict]:
         for s, color in wf.STATE_COLORS.items()
     ]
     return [
-        {"field": "id", "headerName": pick("编号", "No.", lang), "width": 90, "maxWidth": 110, "sort": None},
-        {"field": "state_label", "headerName": pick("状态", "State", lang), "width": 90,
+        {"field": "id", "headerName": pick("编号", "No.", lang), "width": 92, "pinned": "left"},
+        {"field": "state_label", "headerName": pick("状态", "State", lang), "width": 76,
          "cellStyle": {"styleConditions": state_styles}},
-        {"field": "overdue_label", "headerName": pick("超期", "Overdue", lang), "width": 80,
+        {"field": "overdue_label", "headerName": pick("超期", "Overdue", lang), "width": 70,
          "cellClass": "evt-cell-overdue"},
-        {"field": "category", "headerName": pick("类别", "Category", lang), "minWidth": 150},
-        {"field": "village", "headerName": pick("村", "Village", lang), "minWidth": 100},
-        {"field": "grid_code", "headerName": pick("网格", "Grid", lang), "minWidth": 140},
-        {"field": "worker", "headerName": pick("网格员", "Worker", lang), "minWidth": 90},
-        {"field": "urgency_label", "headerName": pick("紧急", "Urgency", lang), "width": 80},
-        {"field": "reported", "headerName": pick("上报时间", "Reported", lang), "minWidth": 130, "sort": "desc"},
-        {"field": "due", "headerName": pick("处置时限", "Due", lang), "minWidth": 130},
-        {"field": "rework_count", "headerName": pick("返工", "Rework", lang), "width": 75},
+        {"field": "category", "headerName": pick("类别", "Category", lang), "flex": 2, "minWidth": 170,
+         "tooltipField": "category"},
+        {"field": "village", "headerName": pick("村", "Village", lang), "flex": 1, "minWidth": 90},
+        {"field": "grid_code", "headerName": pick("网格", "Grid", lang), "width": 150},
+        {"field": "worker", "headerName": pick("网格员", "Worker", lang), "width": 90},
+        {"field": "urgency_label", "headerName": pick("紧急", "Urgency", lang), "width": 70},
+        {"field": "reported", "headerName": pick("上报时间", "Reported", lang), "width": 140, "sort": "desc"},
+        {"field": "due", "headerName": pick("处置时限", "Due", lang), "width": 140},
+        {"field": "rework_count", "headerName": pick("返工", "Rework", lang), "width": 66},
     ]
 
 
@@ -528,7 +524,7 @@ def table_rows(rows: list[dict], lang: str, urgencies: dict) -> list[dict]:
     out = []
     for r in rows:
         out.append({
-            "id": r["id"], "state": r["state"], "state_label": wf.label(r["state"], lang),
+            "id": r["id"], "rid": str(r["id"]), "state": r["state"], "state_label": wf.label(r["state"], lang),
             "overdue": bool(r["overdue"]), "overdue_label": pick("超期", "overdue", lang) if r["overdue"] else "",
             "category": pick(f"{r['class_zh']} › {r['subclass_zh']}", f"{r['class_en']} › {r['subclass_en']}", lang),
             "village": r["village"] or pick("县级队列", "County queue", lang),
@@ -615,15 +611,7 @@ def show_indicators(period, village, _refresh, lang):
 
 # The drawer opens and closes in the browser; the map is told its new size.
 clientside_callback(
-    """
-    function(n) {
-        const open = (n || 0) % 2 === 1;
-        setTimeout(function () {
-            ((window.dvmap || {}).maps || []).forEach(function (m) { m.invalidateSize(); });
-        }, 60);
-        return [open, open ? "evt-drawer open" : "evt-drawer"];
-    }
-    """,
+    ClientsideFunction("dvmapEvents", "toggleDrawer"),
     Output(ids.EVENT_DRAWER_OPEN, "data"),
     Output(ids.EVENT_DRAWER, "className"),
     Input(ids.EVENT_DRAWER_TOGGLE, "n_clicks"),

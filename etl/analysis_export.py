@@ -174,7 +174,8 @@ def folium_html(result: AnalysisResult, dest: str | Path, lang: str = "zh") -> P
         f'{html.escape(e.label_en)}</div>' for e in result.legend)
     notes = "".join(f"<div style='margin-top:4px;color:#444'>{html.escape(zh)}<br><i>{html.escape(en)}</i></div>"
                     for zh, en in result.notes)
-    summary = ", ".join(f"{k}: {v}" for k, v in result.summary.items() if not isinstance(v, (dict, list)))
+    summary = ", ".join(f"{k}: {v}" for k, v in result.summary.items()
+                        if not isinstance(v, (dict, list)) and not k.endswith(("_zh", "_en")))
     fmap.get_root().html.add_child(folium.Element(
         '<div id="dvmap-legend" style="position:absolute;top:10px;left:50px;z-index:1000;background:#fff;'
         'padding:8px 12px;border-radius:6px;box-shadow:0 1px 4px rgba(0,0,0,.3);font:13px sans-serif;'

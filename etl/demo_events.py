@@ -10,7 +10,9 @@ analysis for one category still finds it.
 :func:`load_demo_events` reports them through :func:`geodata.events.create_event` — the
 only way events are created — so routing (grid, worker, village, department), history
 rows and RLS work exactly as for real reports. Each event has the idempotency key
-``demo-<seed>-<i>``: loading twice adds nothing.
+``demo-<seed>-<i>``: loading twice adds nothing. :func:`advance_demo_events` then takes
+them through the loop with :func:`geodata.events.transition` (dispatch, handling, some
+late, some reworked, closing, ratings), so the indicators have something to measure.
 """
 from __future__ import annotations
 
@@ -238,5 +240,119 @@ def hotspot_centres(county_geom, anchors, seed: int = 7, hotspots: int = 6) -> l
     return [tuple(np.mean(v, axis=0)) for _, v in sorted(by.items())]
 
 
+# -- taking the demo events through the loop (for the big screen's KPIs) --------------------
+
+class _Later(Exception):
+    """The next step of an event's plan lies after ``now``: it stays where it is."""
+
+
+def _hours(rng, lo: float, hi: float) -> float:
+    return float(rng.uniform(lo, hi))
+
+
+def _advance_one(session, row, rng, now: datetime, actor) -> int:
+    """Run one event's deterministic plan up to ``now``; return the number of transitions."""
+    from geodata.events import transition
+
+    state = {"t": row["reported_at"], "version": row["version"], "n": 0}
+
+    def step(action: str, after_h: float, note: str | None = None, **data):
+        when = state["t"] + timedelta(hours=max(after_h, 0.02))
+        if when > now:
+            raise _Later
+        res = transition(session, row["id"], action, actor, state["version"], note, at=when, **data)
+        state.update(t=when, version=res.version, n=state["n"] + 1)
+        return res
+
+    # Draw the whole plan first, so a later `now` only walks further along the same path.
+    plan = {
+        "reject": rng.random() < 0.04, "postpone": rng.random() < 0.03, "rework": rng.random() < 0.07,
+        "rate": rng.random() < 0.6, "late": rng.random() < 0.22, "accept_h": _hours(rng, 0.1, 2.0),
+        "dispatch_h": _hours(rng, 0.1, 1.5), "start_f": _hours(rng, 0.02, 0.15),
+        "f_in": _hours(rng, 0.2, 0.9),
+        "f_late": _hours(rng, 1.05, 2.2), "fail_h": _hours(rng, 0.5, 4.0), "rework_h": _hours(rng, 1.0, 10.0),
+        "verify_h": _hours(rng, 0.3, 4.0), "close_h": _hours(rng, 0.1, 2.0), "rate_h": _hours(rng, 1.0, 48.0),
+        "rating": int(rng.choice([5, 5, 5, 4, 4, 3, 2])), "resume_h": _hours(rng, 12.0, 48.0),
+    }
+    route = {"grid_uid": row["candidates"][0]} if row["boundary_pending"] and row["candidates"] else {}
+    try:
+        if plan["reject"]:
+            step("reject", plan["accept_h"], "重复上报,已合并 / duplicate report, merged")
+            return state["n"]
+        step("accept", plan["accept_h"], **route)
+        dispatched = step("dispatch", plan["dispatch_h"])
+        start = state["t"]
+        due = datetime.fromisoformat(dispatched.changes["due_at"])
+        sla_h = max((due - start).total_seconds() / 3600.0, 0.5)
+        step("start", plan["start_f"] * sla_h)
+        if plan["postpone"]:
+            step("postpone", 0.5, "等待配件 / waiting for parts", until=due + timedelta(hours=72))
+            step("resume", plan["resume_h"])
+            due = due + timedelta(hours=72)
+            sla_h += 72
+        target = start + timedelta(hours=(plan["f_late"] if plan["late"] else plan["f_in"]) * sla_h)
+        step("handle", (target - state["t"]).total_seconds() / 3600.0, "已现场处置 / handled on site")
+        if plan["rework"]:
+            step("verify_fail", plan["fail_h"], "核查未通过,需返工 / failed on-site check, rework")
+            step("handle", plan["rework_h"], "返工完成 / rework done")
+        step("verify_pass", plan["verify_h"])
+        step("close", plan["close_h"])
+        if plan["rate"]:
+            step("rate", plan["rate_h"], rating=plan["rating"])
+    except _Later:
+        pass
+    return state["n"]
+
+
+def advance_demo_events(session, seed: int = 7, now: datetime | None = None) -> dict:
+    """Take the demo events still at 受理 (reported) through the workflow, up to ``now``.
+
+    Every step goes through :func:`geodata.events.transition` (the only writer of an
+    event's state), with its time set in the past: 立案, 派遣 (the SLA clock starts),
+    开始处置, sometimes 缓办 and 恢复, 反馈 — about a fifth after the deadline —,
+    sometimes a failed 核查 and rework, 核查通过, 结案, and for most a 评价. About 4 %
+    are rejected (作废). Each event's plan is drawn from ``(seed, its index)``, so the
+    same seed and ``now`` give the same history; a step after ``now`` is not taken,
+    so recent events stay open. Events already moved are left alone (run it once,
+    after :func:`load_demo_events`).
+
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        A county-scoped session (e.g. ``SYSTEM``); the caller commits.
+    seed : int
+        Seed of the plans.
+    now : datetime, optional
+        Default: the database's ``now()``.
+
+    Returns
+    -------
+    dict
+        ``events`` advanced and ``transitions`` taken.
+    """
+    from sqlalchemy import text
+
+    from geodata.events import Actor
+
+    now = now or session.execute(text("SELECT now()")).scalar()
+    rows = session.execute(text(
+        """
+        SELECT e.id, e.version, e.reported_at, e.boundary_pending, e.candidate_grid_uids::text[] AS candidates,
+               r.client_key
+          FROM event e LEFT JOIN event_request r ON r.event_id = e.id AND r.reported_at = e.reported_at
+         WHERE e.reported_by = :who AND e.state = 'reported' AND e.version = 1
+         ORDER BY e.reported_at, e.id
+        """), {"who": DEMO_REPORTER}).mappings().all()
+    actor = Actor(DEMO_REPORTER, "system")
+    moved = steps = 0
+    for row in rows:
+        key = row["client_key"] or ""
+        index = int(key.rsplit("-", 1)[1]) if key.rsplit("-", 1)[-1].isdigit() else int(row["id"])
+        n = _advance_one(session, row, np.random.default_rng([seed, 1009, index]), now, actor)
+        moved += n > 0
+        steps += n
+    return {"events": moved, "transitions": steps}
+
+
 __all__ = ["DemoEvent", "generate_events", "load_demo_events", "remove_demo_events", "hotspot_centres",
-           "DEMO_REPORTER"]
+           "advance_demo_events", "DEMO_REPORTER"]

@@ -70,7 +70,7 @@ def generate_population_raster(grids, populations, dest: str | Path, *, pixel_m:
     inv = ~transform
     for i in np.flatnonzero(~present[1:]):
         c = metric[i].representative_point()
-        col, row = (int(v) for v in inv * (c.x, c.y))
+        col, row = (int(v) for v in inv @ (c.x, c.y))
         if 0 <= row < height and 0 <= col < width:
             values[row, col] += pops[i + 1]
     dest = Path(dest)

@@ -6,12 +6,13 @@ village and period (a quarter, ``2025Q3``): either computed from the app's data 
 entered by an administrator (``eval_manual_value``). Then::
 
     score_i = min(max(value_i / target_i, 0), 1) × 100
-    index   = Σ w_i · score_i / Σ w_i        (over the indicators that have a value)
+    index   = Σ w_i · score_i / Σ w_i
 
-An indicator without a value for a village (no cases in the period, or nothing
-entered) is left out and the remaining weights carry the index; the share of the
-total weight that had values is reported as *completeness*, so a thin index is
-visible as such.
+A manual indicator nobody entered for the period scores 0 (未填报不得分), so a
+village cannot climb by not reporting. A computed indicator with no cases in the
+period (e.g. no dispute reported) has no value and is left out of both sums, so a
+quiet village is neither rewarded nor punished for it. *Completeness* is the share
+of the total weight that had a value (computed or entered).
 
 Computed measures (``eval_indicator.source``):
 
@@ -38,7 +39,6 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geodata import audit
-from geodata.config import METRIC_SRID
 from geodata.events import indicators_by_village
 from geodata.i18n import BilingualError
 from geodata.workflow import SETTLED
@@ -53,13 +53,14 @@ EDITOR_ROLES = frozenset({"admin", "system"})
 _PERIOD = re.compile(r"^(\d{4})Q([1-4])$")
 
 FORMULA_ZH = (
-    "综合指数 = Σ(权重ᵢ × 得分ᵢ) ÷ Σ权重ᵢ;得分ᵢ = min(实际值ᵢ ÷ 目标值ᵢ, 1) × 100。"
-    "仅计入本期有数值的指标(无案件或未填报的指标不计,其权重不参与分母),数据完整度 = 有数值指标的权重之和 ÷ 全部权重。"
+    "综合指数 = Σ(权重ᵢ × 得分ᵢ) ÷ Σ权重ᵢ,得分ᵢ = min(实际值ᵢ ÷ 目标值ᵢ, 1) × 100。"
+    "手工指标本期未填报按 0 分计;自动指标本期无案件时不计入(其权重不进分母)。"
+    "数据完整度 = 有数值指标的权重之和 ÷ 全部权重。"
 )
 FORMULA_EN = (
-    "Index = Σ(weightᵢ × scoreᵢ) ÷ Σweightᵢ; scoreᵢ = min(valueᵢ ÷ targetᵢ, 1) × 100. "
-    "Only indicators with a value in the period count (no cases, or nothing entered: left out of both sums); "
-    "completeness = weight of the indicators with values ÷ total weight."
+    "Index = Σ(weightᵢ × scoreᵢ) ÷ Σweightᵢ, scoreᵢ = min(valueᵢ ÷ targetᵢ, 1) × 100. "
+    "A manual indicator not entered for the period scores 0; a computed one with no cases in the period "
+    "is left out (its weight leaves the denominator). Completeness = weight with values ÷ total weight."
 )
 
 
@@ -187,14 +188,36 @@ def score(value: float | None, target: float) -> float | None:
     return max(0.0, min(value / target, 1.0)) * 100.0
 
 
-def composite(scores: Mapping[str, float | None], weights: Mapping[str, float]) -> tuple[float | None, float]:
-    """``(index, completeness)`` from per-indicator scores and weights (see the module docstring)."""
+def composite(scores: Mapping[str, float | None], weights: Mapping[str, float],
+              zero_if_missing: Iterable[str] = ()) -> tuple[float | None, float]:
+    """``(index, completeness)`` from per-indicator scores and weights (see the module docstring).
+
+    Parameters
+    ----------
+    scores : mapping
+        indicator code → score 0–100, or None when there is no value.
+    weights : mapping
+        indicator code → weight.
+    zero_if_missing : iterable of str
+        Codes whose missing score counts as 0 (manual indicators); other missing
+        scores are left out.
+    """
+    zero = set(zero_if_missing)
     total = sum(w for w in weights.values() if w > 0)
-    present = [(weights[c], s) for c, s in scores.items() if s is not None and weights.get(c, 0) > 0]
-    wsum = sum(w for w, _ in present)
-    if wsum <= 0:
+    counted, have = [], 0.0
+    for code, w in weights.items():
+        if w <= 0:
+            continue
+        s = scores.get(code)
+        if s is not None:
+            have += w
+            counted.append((w, s))
+        elif code in zero:
+            counted.append((w, 0.0))
+    wsum = sum(w for w, _ in counted)
+    if wsum <= 0 or have <= 0:
         return None, 0.0
-    return sum(w * s for w, s in present) / wsum, (wsum / total if total > 0 else 0.0)
+    return sum(w * s for w, s in counted) / wsum, (have / total if total > 0 else 0.0)
 
 
 # -- values ------------------------------------------------------------------------------------
@@ -266,30 +289,32 @@ def auto_values(session: Session, period: str, *, now: datetime | None = None,
 def service_coverage(session: Session, reach_m: float = COVERAGE_REACH_M) -> dict[int, float]:
     """Per village: mean over resource types of the grid-population share within ``reach_m`` of one.
 
-    A grid's population counts as at its point on surface; distances are planar in
-    EPSG:4549, after a bounding-box prefilter on the resources' GiST index.
+    A grid's population counts as at its point on surface; distances are metres on
+    the spheroid (geography), after a bounding-box test.
     """
     rows = session.execute(text(
-        f"""
+        """
         WITH pop AS MATERIALIZED (
-            SELECT g.village_id, g.uid, ST_PointOnSurface(g.geom) AS pt, p.total
+            SELECT g.village_id, g.uid, x.pt, ST_Expand(x.pt, :deg) AS box, p.total
               FROM grid g
               JOIN population p ON p.grid_uid = g.uid AND p.year = (SELECT max(year) FROM population)
+              CROSS JOIN LATERAL (SELECT ST_PointOnSurface(g.geom) AS pt) x
              WHERE g.valid_to IS NULL AND p.total > 0
-        ), reached AS (
-            -- per grid: a bounding box on the GiST index first (a degree of longitude is
-            -- ~96 km at 30°N; 25 % margin), then the exact planar distance in metres
-            SELECT pop.uid, k.k
-              FROM pop CROSS JOIN LATERAL (
-                    SELECT count(DISTINCT r.type) AS k FROM resource r
-                     WHERE r.geom && ST_Expand(pop.pt, :deg)
-                       AND ST_DWithin(ST_Transform(r.geom, {METRIC_SRID}), ST_Transform(pop.pt, {METRIC_SRID}), :m)
-                   ) k
+        ), res AS MATERIALIZED (
+            SELECT r.type, r.geom FROM resource r
+        ), reach AS MATERIALIZED (
+            -- (materialised: row-level security hides the row counts from the planner)
+            -- bounding boxes first (a degree of longitude is ~96 km at 30°N; 25 % margin),
+            -- then the exact distance in metres on the spheroid
+            SELECT pop.uid, count(DISTINCT res.type) AS types
+              FROM pop JOIN res ON res.geom && pop.box
+                               AND ST_DWithin(res.geom::geography, pop.pt::geography, :m)
+             GROUP BY pop.uid
         )
         SELECT pop.village_id,
-               sum(pop.total * coalesce(reached.k, 0))::float8
+               sum(pop.total * coalesce(reach.types, 0))::float8
                  / (sum(pop.total) * (SELECT count(*) FROM resource_type)) AS v
-          FROM pop LEFT JOIN reached USING (uid)
+          FROM pop LEFT JOIN reach ON reach.uid = pop.uid
          GROUP BY pop.village_id
         """), {"m": float(reach_m), "deg": 1.25 * float(reach_m) / 96000.0})
     return {r.village_id: r.v for r in rows}
@@ -339,6 +364,7 @@ def ranking(session: Session, period: str | None = None, *, now: datetime | None
          ORDER BY v.code
         """), {"ids": None if village_ids is None else [int(v) for v in village_ids]}).mappings().all()
     weights = {i.code: i.weight for i in inds}
+    manual_codes = [i.code for i in inds if i.manual]
     rows: list[VillageScore] = []
     for v in villages:
         values: dict[str, float | None] = {}
@@ -348,7 +374,7 @@ def ranking(session: Session, period: str | None = None, *, now: datetime | None
             value = source.get(v["id"])
             values[ind.code] = value
             scores[ind.code] = score(value, ind.target)
-        idx, complete = composite(scores, weights)
+        idx, complete = composite(scores, weights, manual_codes)
         rows.append(VillageScore(0, v["id"], v["code"].strip(), v["name"], v["town"], idx, complete, values, scores))
     rows.sort(key=lambda r: (r.index is None, -(r.index or 0.0), -r.completeness, r.code))
     for i, r in enumerate(rows, 1):

@@ -42,6 +42,7 @@ class Collection:
     params: tuple = ()
 
     def title(self, lang: str = "zh") -> str:
+        """The title in ``lang``."""
         return self.title_en if lang == "en" else self.title_zh
 
 

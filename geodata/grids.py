@@ -212,7 +212,7 @@ class SnapResult:
 
     geometry: dict
     tolerance_m: float
-    moved: int                 # vertices moved onto the village boundary or a neighbour
+    moved: int                 # vertices moved onto the village boundary or a neighbour (closing vertex not counted)
     vertices_before: int
     vertices_after: int
     trimmed_m2: float          # slivers cut off (overlaps, outside the village)
@@ -302,12 +302,15 @@ def ring_issue(coords: Sequence[Sequence[float]]) -> str | None:
     str or None
         ``"duplicate_vertices"`` when fewer than 3 distinct vertices remain once
         repeated ones are dropped (e.g. a 3-vertex ring with a vertex doubled),
-        ``"zero_area"`` when the vertices are all on one line, else None.
+        ``"zero_area"`` when the vertices are all on one line (their convex hull
+        has no area), else None.
     """
     distinct = _dedupe(coords)
     if len(set(distinct)) < 3:
         return "duplicate_vertices"
-    if ring_area(distinct) < _ZERO_AREA_DEG2:
+    # The hull, not the signed ring area: a symmetric bow-tie has signed area 0 but is
+    # self-intersecting (PostGIS names that), whereas collinear vertices enclose nothing.
+    if shapely.MultiPoint(distinct).convex_hull.area < _ZERO_AREA_DEG2:
         return "zero_area"
     return None
 
@@ -560,9 +563,12 @@ def village_grids(session: Session, village_id: int) -> dict:
     return session.execute(text(
         f"""
         SELECT json_build_object('type', 'FeatureCollection', 'features',
-                                 coalesce(json_agg(f ORDER BY f.code), '[]'::json))
+                                 coalesce(json_agg(json_build_object('type', 'Feature', 'id', f.id,
+                                                                     'geometry', f.geometry,
+                                                                     'properties', f.properties)
+                                                   ORDER BY f.code), '[]'::json))
           FROM (
-            SELECT 'Feature' AS type, g.id, g.code,
+            SELECT g.id, g.code,
                    ST_AsGeoJSON(g.geom, {_GJ_DIGITS})::json AS geometry,
                    json_build_object(
                        'id', g.id, 'uid', g.uid, 'code', g.code, 'name', g.name, 'version', g.version,
@@ -778,16 +784,22 @@ def validate(
         f"""
         WITH c AS (SELECT {_CANDIDATE} AS g),
         v AS (SELECT geom FROM village WHERE id = :v),
-        m AS (
-            SELECT ST_Area(ST_Transform(c.g, {_METRIC})) AS area,
-                   ST_Area(ST_Transform(ST_Difference(c.g, v.geom), {_METRIC})) AS outside,
-                   ST_Multi(ST_CollectionExtract(ST_Intersection(c.g, v.geom), 3)) AS inside
+        m0 AS (   -- covered by the village: the usual case needs no overlay at all
+            SELECT c.g, ST_CoveredBy(c.g, v.geom) AS covered, ST_Area(ST_Transform(c.g, {_METRIC})) AS area
               FROM c, v
         ),
-        others AS (
+        m AS (
+            SELECT m0.area,
+                   CASE WHEN m0.covered THEN 0
+                        ELSE ST_Area(ST_Transform(ST_Difference(m0.g, v.geom), {_METRIC})) END AS outside,
+                   CASE WHEN m0.covered THEN m0.g
+                        ELSE ST_Multi(ST_CollectionExtract(ST_Intersection(m0.g, v.geom), 3)) END AS inside
+              FROM m0, v
+        ),
+        others AS (   -- only asked when the candidate sticks out
             SELECT coalesce(array_agg(o.name ORDER BY o.code), '{{}}') AS names
-              FROM village o, c
-             WHERE o.id <> :v AND o.geom && c.g AND ST_Intersects(o.geom, c.g)
+              FROM village o, c, m
+             WHERE m.outside > :eps AND o.id <> :v AND o.geom && c.g AND ST_Intersects(o.geom, c.g)
                AND ST_Area(ST_Transform(ST_Intersection(o.geom, c.g), {_METRIC})) > :eps
         ),
         ov AS (
@@ -930,7 +942,7 @@ back AS (     -- bit-identical vertices where they coincide with a neighbour's (
     SELECT ST_Snap(ST_Transform(snapped.gm, 4490), ref.l4490, 1e-7) AS g FROM snapped, ref
 )
 SELECT ST_AsBinary(ST_Multi(ST_CollectionExtract(ST_MakeValid(back.g), 3))) AS g,
-       (SELECT count(*) FROM moved WHERE NOT ST_Equals(moved.p, moved.old)) AS moved
+       (SELECT count(*) FROM moved WHERE path[3] > 1 AND NOT ST_Equals(moved.p, moved.old)) AS moved
   FROM back
 """
 

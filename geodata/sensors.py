@@ -477,6 +477,7 @@ def ingest(
     live = [s for s in sensors.values() if s.fresh]
     if live:
         _evaluate(session, live, now, result)
+    result.rejected.sort(key=lambda r: r.index)
     _record(session, source, client, result)
     return result
 
@@ -509,19 +510,20 @@ def _dumps(value) -> str:
 def _insert_readings(session: Session, rows) -> set[tuple[int, int]]:
     if not rows:
         return set()
+    # One JSON document instead of five arrays: the driver dumps it in one go, which
+    # is several times cheaper than adapting lists of datetimes and dicts.
+    doc = _dumps([[s.id, r.seq, s.village_id, r.measured_at.isoformat(), r.values] for _, s, r in rows])
     got = session.execute(
         text(
             """
             INSERT INTO sensor_reading (sensor_id, seq, village_id, measured_at, "values")
-            SELECT * FROM unnest(CAST(:sid AS integer[]), CAST(:seq AS bigint[]), CAST(:vid AS integer[]),
-                                 CAST(:at AS timestamptz[]), CAST(:vals AS jsonb[]))
+            SELECT (x ->> 0)::integer, (x ->> 1)::bigint, (x ->> 2)::integer, (x ->> 3)::timestamptz, x -> 4
+              FROM jsonb_array_elements(CAST(:doc AS jsonb)) AS x
             ON CONFLICT (sensor_id, seq) DO NOTHING
             RETURNING sensor_id, seq
             """
         ),
-        {"sid": [s.id for _, s, _ in rows], "seq": [r.seq for _, _, r in rows],
-         "vid": [s.village_id for _, s, _ in rows], "at": [r.measured_at for _, _, r in rows],
-         "vals": [_dumps(r.values) for _, _, r in rows]},
+        {"doc": doc},
     )
     return {(a, b) for a, b in got}
 
@@ -566,7 +568,7 @@ def _evaluate(session: Session, live: list[_Sensor], now: datetime, result: Inge
                     touched[ep.id] = ep
         newest = s.fresh[-1]
         status = "alarm" if eps else "normal"
-        updates.append((s.id, newest[0], newest[1], _dumps(newest[2]), status))
+        updates.append((s.id, newest[0].isoformat(), newest[1], newest[2], status))
     for ep in touched.values():
         session.execute(
             text("UPDATE sensor_alarm SET reading_seqs = reading_seqs || CAST(:seqs AS bigint[]), peak_value = :peak,"
@@ -576,15 +578,14 @@ def _evaluate(session: Session, live: list[_Sensor], now: datetime, result: Inge
     session.execute(
         text(
             """
-            UPDATE sensor s SET last_seen_at = u.at, last_seq = u.seq, last_values = u.vals, status = u.status,
-                   status_changed_at = CASE WHEN s.status <> u.status THEN now() ELSE s.status_changed_at END
-              FROM unnest(CAST(:ids AS integer[]), CAST(:at AS timestamptz[]), CAST(:seq AS bigint[]),
-                          CAST(:vals AS jsonb[]), CAST(:st AS text[])) AS u(id, at, seq, vals, status)
-             WHERE s.id = u.id
+            UPDATE sensor s SET last_seen_at = (x ->> 1)::timestamptz, last_seq = (x ->> 2)::bigint,
+                   last_values = x -> 3, status = x ->> 4,
+                   status_changed_at = CASE WHEN s.status <> x ->> 4 THEN now() ELSE s.status_changed_at END
+              FROM jsonb_array_elements(CAST(:doc AS jsonb)) AS x
+             WHERE s.id = (x ->> 0)::integer
             """
         ),
-        {"ids": [u[0] for u in updates], "at": [u[1] for u in updates], "seq": [u[2] for u in updates],
-         "vals": [u[3] for u in updates], "st": [u[4] for u in updates]},
+        {"doc": _dumps(updates)},
     )
 
 

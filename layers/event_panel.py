@@ -317,7 +317,9 @@ def render(session, event_id: int, lang: str, *, message: str | None = None, ok:
         flash = html.Div(message, className="evt-msg " + ("evt-msg-ok" if ok else "evt-msg-error"),
                          role="status" if ok else "alert", **{"data-testid": "event-message"})
     return html.Div([
-        dcc.Store(id=panel_store_id(e["id"]), data={"id": e["id"], "version": e["version"]}),
+        # The version this panel shows; actions send it as expected_version. (Not a dcc.Store:
+        # a memory store keeps its old data when re-rendered with the same id.)
+        html.Div(str(e["version"]), id=panel_store_id(e["id"]), hidden=True),
         header(pick(e["subclass_zh"], e["subclass_en"], lang),
                f"#{e['id']} · " + pick(f"第 {e['version']} 版", f"version {e['version']}", lang), "事件", "Event", lang),
         html.Div([state_badge(e["state"], lang), *_flag_badges(e, lang)], className="evt-badges",

@@ -191,7 +191,7 @@ def layout(**query):
 
     center = [(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
     amap = dl.Map(
-        id=aid.MAP, center=center, zoom=10, minZoom=8, maxZoom=18, zoomSnap=0.5,
+        id=aid.MAP, center=center, zoom=10.5, minZoom=8, maxZoom=18, zoomSnap=0.5,
         viewport={"bounds": bounds, "transition": "fitBounds", "options": {"padding": [10, 10]}},
         attributionControl=bool(tile_layers()),
         children=tile_layers() + [
@@ -224,7 +224,8 @@ def layout(**query):
             html.A(t("English", "中文"), href=f"?lang={other}", className="lang", id="an-lang-switch"),
         ], className="topbar"),
         side,
-        html.Main([amap, html.Div(id=aid.MAP_LEGEND, className="an-map-legend")], className="an-map-wrap"),
+        html.Main([amap, html.Div(id=aid.MAP_LEGEND, className="an-map-legend")], className="an-map-wrap",
+                  id="an-map-wrap"),
         html.Aside(html.Div([
             html.Div(t("详情", "Details"), className="an-section"),
             html.Div(t("运行分析后,点击地图上的热点单元或聚类查看其事件,并可批量立案或派遣;覆盖分析中可放置假设设施。",

@@ -33,6 +33,10 @@ def _register_callbacks() -> None:
 
     if _CALLBACKS is None:
         import callbacks.map  # noqa: F401  (registers the callbacks)
+        import callbacks.bigscreen  # noqa: F401  (the /bigscreen wall screen and its admin page)
+        import callbacks.grids  # noqa: F401  (the /grids editor)
+        import callbacks.analysis  # noqa: F401  (the /analysis page)
+        import callbacks.events  # noqa: F401  (report form, event actions, table)
 
         _CALLBACKS = (list(_callback.GLOBAL_CALLBACK_LIST), dict(_callback.GLOBAL_CALLBACK_MAP))
         return
@@ -93,6 +97,7 @@ def create_app(database_url: str | None = None) -> dash.Dash:
     server.register_blueprint(admin_blueprint)
     # Open311 GeoReport v2: public reads by default (DVMAP_OPEN311_READ_KEY=1 requires a key).
     init_open311(server, database.sessionmaker, require_key_for_reads=settings.open311_read_key)
+    from map_app.event_routes import init_event_routes; init_event_routes(server)  # noqa: E702  event photos
 
     @server.get("/healthz")
     def healthz():

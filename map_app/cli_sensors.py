@@ -183,8 +183,8 @@ def stats_cmd(days):
     click.echo(f"sensors: {counts['total']} · online {counts['online']} · alarm {counts['alarm']} · "
                f"offline {counts['offline']}")
     for r in rows:
-        reason = f" ({r['reason']})" if r["reason"] else ""
-        click.echo(f"{r['day']}  {r['source']:<5} {r['outcome']}{reason:<20} {r['count']:>10}")
+        what = r["outcome"] + (f" ({r['reason']})" if r["reason"] else "")
+        click.echo(f"{r['day']}  {r['source']:<5} {what:<32} {r['count']:>10,}")
 
 
 @sensors_group.command("gateway-key")

@@ -106,7 +106,7 @@ def _drawer(session, lang: str):
         dmc.DatePickerInput(id=ids.event_filter("range"), type="range", size="xs", w=230,
                             value=[start.isoformat(), today.isoformat()], valueFormat="YYYY-MM-DD",
                             allowSingleDateInRange=True, maxDate=today.isoformat(),
-                            popoverProps={"zIndex": 3100}, leftSection=html.Span("📅")),
+                            popoverProps={"zIndex": 3100}),
     ]
     # One village in scope: nothing to choose, the (hidden) filter stays empty.
     filters.append(dmc.Select(
@@ -128,17 +128,16 @@ def _drawer(session, lang: str):
                 html.Div(filters, className="evt-filters"),
                 dag.AgGrid(
                     id=ids.EVENT_TABLE, rowData=[], columnDefs=column_defs(lang),
-                    getRowId="String(params.data.id)",
-                    defaultColDef={"sortable": True, "resizable": True, "filter": False, "minWidth": 70},
-                    columnSize="responsiveSizeToFit",
+                    getRowId="params.data.rid",
+                    defaultColDef={"sortable": True, "resizable": True, "filter": False, "minWidth": 60},
                     rowClassRules={"evt-row-overdue": "params.data.overdue"},
                     dashGridOptions={
                         "pagination": True, "paginationPageSize": 50, "paginationPageSizeSelector": [20, 50, 100],
                         "rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
                         "animateRows": False, "rowHeight": 30, "headerHeight": 32,
-                        "overlayNoRowsTemplate": pick("没有符合条件的事件", "No events match the filters", lang),
-                        "localeText": {} if lang == "en" else {"page": "页", "of": "/", "to": "–", "more": "更多",
-                                                               "pageSizeSelectorLabel": "每页"},
+                        "localeText": {"noRowsToShow": "No events match the filters"} if lang == "en" else {
+                            "noRowsToShow": "没有符合条件的事件", "page": "页", "of": "/", "to": "–", "more": "更多",
+                            "pageSizeSelectorLabel": "每页"},
                     },
                     className="evt-grid", style={"height": "100%", "width": "100%"},
                 ),

@@ -11,6 +11,7 @@ from geodata.config import get_settings
 from geodata.i18n import pick, t
 from geodata.queries import layers as q
 from layers.registry import LAYERS
+from map_app.event_ui import event_overlays, event_stores, report_bar
 
 LANG_COOKIE = "dvmap_lang"
 DEFAULT_BOUNDS = [[30.38, 119.70], [30.75, 120.30]]  # Deqing, used only while the DB is empty
@@ -122,12 +123,14 @@ def serve_layout(**query):
     other = "zh" if lang == "en" else "en"
     map_children = tile_layers() + [layer.component(hideouts[name]) for name, layer in LAYERS.items()]
     map_children.append(dl.ScaleControl(position="bottomleft", imperial=False))
+    map_children.append(dl.LayerGroup(id=ids.EVENT_PICK))  # marker of the point clicked to report
 
     return (
         html.Div(
             [
                 dcc.Store(id=ids.LANG, data=lang),
                 dcc.Store(id=ids.LAYER_KEYS, data={}),
+                *event_stores(),
                 # A shared clock for live layers (sensors, events): callbacks patch data on it.
                 dcc.Interval(id=ids.TICK, interval=live_interval_ms(), n_intervals=0),
                 html.Header(
@@ -178,13 +181,14 @@ def serve_layout(**query):
                     className="map-wrap",
                 ),
                 html.Aside(
-                    html.Div(
+                    [report_bar(), html.Div(
                         linked_panel or [html.Div(t("panel.details", lang), className="section-title"),
                                          html.Div(t("panel.hint", lang), className="panel-hint")],
                         id=ids.DETAILS,
-                    ),
+                    )],
                     className="detailbar",
                 ),
+                *event_overlays(lang),
             ],
             className="app",
         )

@@ -53,6 +53,25 @@ def init_ogc(app, token_scope: Callable[[str], Scope | None] | None = None) -> N
         server.register_blueprint(blueprint)
 
 
+def api_client_token_scope(database) -> Callable[[str], Scope | None]:
+    """A ``token_scope`` hook backed by the ``api_client`` keys (the ones Open311 uses).
+
+    A key limited to some villages reads only those villages' features; a county key
+    reads the county. Use as ``init_ogc(app, token_scope=api_client_token_scope(database))``.
+    """
+    from geodata.db import SYSTEM
+    from geodata.events import find_api_client
+
+    def _scope(token: str) -> Scope | None:
+        with database.session(SYSTEM) as s:
+            client = find_api_client(s, token)
+        if client is None:
+            return None
+        return Scope(client.village_ids, "api_client", None)
+
+    return _scope
+
+
 # -- helpers -------------------------------------------------------------------------------
 def _lang() -> str:
     if request.args.get("lang") in ("zh", "en"):

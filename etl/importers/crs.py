@@ -87,9 +87,11 @@ class Region:
 
     @classmethod
     def china(cls) -> "Region":
+        """China's box, used when no county is loaded."""
         return cls(CHINA_BOX, known=False, margin=0.0)
 
     def share_inside(self, xy: np.ndarray) -> float:
+        """Share (0–1) of the points inside the region (with its margin)."""
         if xy.size == 0:
             return 0.0
         w, s, e, n = self.bbox
@@ -99,6 +101,7 @@ class Region:
         return float(inside.mean())
 
     def centre_lon(self) -> float:
+        """Longitude of the region's centre."""
         return (self.bbox[0] + self.bbox[2]) / 2
 
 
@@ -174,6 +177,7 @@ class CrsPlan:
             self._transformer = Transformer.from_crs(self.source, STORAGE_CRS, always_xy=True)
 
     def transform_xy(self, xy: np.ndarray) -> np.ndarray:
+        """Coordinates (n, 2) to the storage CRS: swap, reproject, datum shift."""
         xy = np.asarray(xy, dtype=float)
         if self.swap:
             xy = xy[:, ::-1]
@@ -191,6 +195,7 @@ class CrsPlan:
 
     @property
     def identity(self) -> bool:
+        """True when the coordinates need no change at all."""
         return not self.swap and self._transformer is None and self.datum is None
 
     def apply(self, geom):
@@ -201,7 +206,7 @@ class CrsPlan:
 
 
 def plan(declared: CRS | None, given: str | None, datum: str | None, xy: np.ndarray, region: Region,
-         swap_axes: bool = False, degrees_hint: bool = False) -> CrsPlan:
+         swap_axes: bool = False) -> CrsPlan:
     """Decide how the coordinates reach CGCS2000, or refuse.
 
     Parameters
@@ -219,8 +224,6 @@ def plan(declared: CRS | None, given: str | None, datum: str | None, xy: np.ndar
         The county's bounds (or China's, when no county is loaded).
     swap_axes : bool
         The person confirmed the axes are swapped.
-    degrees_hint : bool
-        The columns were named as longitude/latitude (CSV), so degrees are expected.
 
     Returns
     -------

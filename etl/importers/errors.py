@@ -111,7 +111,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
                     "(EPSG:4490)."),
     "crs_override": ("按指定的坐标系 {crs} 读取(文件声明为 {declared})。",
                      "Read in the given CRS {crs} (the file declares {declared})."),
-    "point_from_polygon": ("面要素已取其内点作为设施位置。", "A polygon was reduced to an interior point."),
 }
 
 

@@ -150,7 +150,7 @@ def check_geometry(geom, want: str | None, single_point: bool = False, promote_m
             return Checked(reject=("unrepairable", {"reason": reason}))
         after = metric_area(fixed)
         repair = {"reason": reason, "before": round(before, 2), "after": round(after, 2),
-                  "delta": round(after - before, 2)}
+                  "delta": round(after - before, 1) + 0.0}  # no "-0.0"
         if dropped:
             notes.append(("repair_dropped_parts", {"dropped": dropped, "family": fam}))
         geom = fixed

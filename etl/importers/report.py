@@ -40,6 +40,7 @@ class Issue:
         return cls(kind, code, zh, en, row, None if fid is None else str(fid), clean)
 
     def text(self, lang: str = "zh") -> str:
+        """The issue as one line, with its row and id."""
         where = ""
         if self.row is not None:
             where = f"第 {self.row} 行" if lang != "en" else f"row {self.row}"
@@ -108,14 +109,17 @@ class ImportReport:
         self.notes.append(Issue.make("note", code, **detail))
 
     def refuse(self, code: str, zh: str, en: str) -> None:
+        """Mark the whole import refused, with its reason."""
         self.status = "refused"
         self.reason_code, self.message_zh, self.message_en = code, zh, en
 
     @property
     def ok(self) -> bool:
+        """True when the data is in (imported now or before)."""
         return self.status in ("imported", "already_imported")
 
     def issues_of(self, kind: str) -> list[Issue]:
+        """The issues of one kind (rejected, repaired, flagged, note)."""
         return [i for i in self.issues if i.kind == kind]
 
     # -- presenting -----------------------------------------------------------
@@ -163,6 +167,7 @@ class ImportReport:
         return out
 
     def to_dict(self) -> dict:
+        """The report as plain JSON-ready data."""
         data = asdict(self)
         for key in ("started_at", "finished_at"):
             if data[key] is not None and not isinstance(data[key], str):
@@ -170,6 +175,7 @@ class ImportReport:
         return data
 
     def to_json(self) -> str:
+        """The report as JSON text (Chinese kept readable)."""
         return json.dumps(self.to_dict(), ensure_ascii=False, default=str)
 
     @classmethod

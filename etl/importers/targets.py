@@ -132,6 +132,8 @@ def _code(value, digits: int, field: str) -> str:
 
 @dataclass
 class Staged:
+    """A feature as it goes into staging: merge key, name and the target's columns."""
+
     key: str | None
     name: str | None
     cols: dict
@@ -153,13 +155,16 @@ class Target:
         self.reference = reference     # resource/sensor types etc. read from the database
 
     def get(self, props: dict, logical: str):
+        """The value of a logical field (``name``, ``code``...) in a feature's attributes."""
         name = self.fields.get(logical)
         return props.get(name) if name else None
 
     def key_of(self, props: dict) -> str | None:
+        """The feature's id, whose duplicates are reported (None: no id column)."""
         return _text(self.get(props, self.key_field))
 
     def stage(self, props: dict) -> Staged:
+        """Map attributes to a :class:`Staged` row; raise :class:`FeatureReject` when impossible."""
         raise NotImplementedError
 
     def layer_key(self) -> str:
@@ -171,6 +176,7 @@ class Target:
         """Set ``village_id`` and ``reject_code`` on staging rows."""
 
     def merge(self, conn, import_id: int) -> dict:
+        """Merge the staging rows without ``reject_code`` into the table; return counts."""
         raise NotImplementedError
 
 
@@ -192,6 +198,8 @@ def _reject_without_village(conn) -> None:
 
 # -- resources -------------------------------------------------------------------------
 class ResourceTarget(Target):
+    """Public resources (points), one ``source`` per department dataset."""
+
     name = "resources"
     family = "point"
     single_point = True
@@ -265,6 +273,8 @@ class ResourceTarget(Target):
 
 # -- sensors -----------------------------------------------------------------------------
 class SensorTarget(Target):
+    """IoT sensors (points), upserted by device code."""
+
     name = "sensors"
     family = "point"
     single_point = True
@@ -311,6 +321,8 @@ class SensorTarget(Target):
 
 # -- villages ------------------------------------------------------------------------------
 class VillageTarget(Target):
+    """Village boundaries, upserted by 12-digit code."""
+
     name = "villages"
     family = "polygon"
     promote_multi = True
@@ -349,6 +361,8 @@ class VillageTarget(Target):
 
 # -- grids ------------------------------------------------------------------------------------
 class GridTarget(Target):
+    """Grid polygons by 15-digit code; a changed grid gets a new version."""
+
     name = "grids"
     family = "polygon"
     promote_multi = True
@@ -404,6 +418,8 @@ class GridTarget(Target):
 
 # -- population ---------------------------------------------------------------------------------
 class PopulationTarget(Target):
+    """Population tables keyed by village or grid code and year (no geometry)."""
+
     name = "population"
     family = None
     key_field = "code"
@@ -472,6 +488,8 @@ class PopulationTarget(Target):
 
 # -- custom layers -------------------------------------------------------------------------------------
 class CustomTarget(Target):
+    """A custom layer: created if new, its features replaced as a whole."""
+
     name = "custom"
     family = "any"
     county_scope_only = False
@@ -510,7 +528,7 @@ class CustomTarget(Target):
             SELECT :l, village_id, key, name, props, ST_SetSRID(geom, 4490), :imp
               FROM import_staging WHERE reject_code IS NULL ORDER BY row_no
         """), {"l": layer_id, "imp": import_id}).rowcount
-        return {"inserted": inserted, "replaced": deleted, "layer_id": layer_id}
+        return {"inserted": inserted, "replaced": deleted}
 
 
 TARGETS: dict[str, type[Target]] = {

@@ -269,13 +269,14 @@ def render_overlay(path: str | Path, *, band: int = 1, max_size: int = 1200, crs
     from pyproj import Transformer
     from rasterio.io import MemoryFile
     from rasterio.warp import Resampling, calculate_default_transform, reproject
+    from affine import Affine
 
     with _open(Path(path), crs) as ds:
         src_crs = ds.crs or rasterio.crs.CRS.from_user_input(crs)
         transform, w, h = calculate_default_transform(src_crs, "EPSG:3857", ds.width, ds.height, *ds.bounds)
         scale = max(w / max_size, h / max_size, 1.0)
         w2, h2 = max(1, int(w / scale)), max(1, int(h / scale))
-        transform = transform * transform.scale(w / w2, h / h2)
+        transform = transform @ Affine.scale(w / w2, h / h2)
         data = np.full((h2, w2), np.nan, dtype="float32")
         src = ds.read(band, masked=True).astype("float32").filled(np.nan)
         reproject(src, data, src_transform=ds.transform, src_crs=src_crs, dst_transform=transform,
@@ -297,8 +298,8 @@ def render_overlay(path: str | Path, *, band: int = 1, max_size: int = 1200, crs
         with mem.open(driver="PNG", width=w2, height=h2, count=4, dtype="uint8") as png:
             png.write(img)
         raw = mem.read()
-    west, north = transform * (0, 0)
-    east, south = transform * (w2, h2)
+    west, north = transform @ (0, 0)
+    east, south = transform @ (w2, h2)
     to_ll = Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)
     (w_lon, e_lon), (s_lat, n_lat) = to_ll.transform([west, east], [south, north])
     legend = [LegendEntry(f"{vmax * f:,.1f}", f"{vmax * f:,.1f}", RAMP[round(f * (len(RAMP) - 1))], "ramp")

@@ -89,6 +89,8 @@ def reset_grid_world(owner_engine, w: GridWorld) -> None:
     with owner_engine.begin() as conn:
         apply_scope(conn, SYSTEM)
         p = {"a": w.village_a, "b": w.village_b, "keep": list(w.grid_ids.values())}
+        # Deferred checks (topology trigger, grid.change_id FK) would otherwise block the ALTERs below.
+        conn.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
         conn.execute(text("ALTER TABLE event_history DISABLE TRIGGER event_history_append_only"))
         conn.execute(text("ALTER TABLE grid_change DISABLE TRIGGER grid_change_append_only"))
         ev = "SELECT id FROM event WHERE village_id IN (:a, :b)"
