@@ -8,7 +8,7 @@ DVMAP := $(BIN)/dvmap
 STAMP := $(VENV)/.installed-$(shell md5sum pyproject.toml 2>/dev/null | cut -c1-8)
 # Debian packages the project needs: PostgreSQL 15 + PostGIS 3 (embedded cluster),
 # Chromium (browser tests), Mosquitto (sensors), a CJK font (readable screenshots).
-DEB_PACKAGES := postgresql-15 postgresql-15-postgis-3 chromium mosquitto fonts-wqy-microhei
+DEB_PACKAGES := postgresql-15 postgresql-15-postgis-3 chromium mosquitto fonts-wqy-microhei libjs-leaflet
 
 .PHONY: help demo test setup sysdeps pydeps db bench serve clean
 
@@ -24,6 +24,7 @@ sysdeps:
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing fonts-wqy-microhei"; \
+	[ -f /usr/share/javascript/leaflet/leaflet.js ] || missing="$$missing libjs-leaflet"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else \
@@ -49,10 +50,12 @@ demo: setup
 	$(DVMAP) demo-data
 	$(DVMAP) sensors broker start
 	@echo; echo "Open http://127.0.0.1:$${DVMAP_PORT:-8050}"; echo
-	@# Sensors: the ingest worker and the simulator run beside the app and stop with it.
-	@trap 'kill $$ingest $$simulate 2>/dev/null; wait' EXIT INT TERM; \
+	@# Sensors: the ingest worker and the simulator run beside the app and stop with it;
+	@# so does the events' overdue check (超期/督办), every 5 minutes.
+	@trap 'kill $$ingest $$simulate $$watch 2>/dev/null; wait' EXIT INT TERM; \
 	$(DVMAP) sensors ingest & ingest=$$!; \
 	$(DVMAP) sensors simulate & simulate=$$!; \
+	$(DVMAP) events watch --every 300 & watch=$$!; \
 	$(DVMAP) serve
 
 test: setup

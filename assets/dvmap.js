@@ -201,3 +201,11 @@ window.dash_clientside.dvmapEvents = {
     return [open, open ? "evt-drawer open" : "evt-drawer"];
   }
 };
+
+/* Imported (custom) layers: one neutral style for any geometry. */
+window.dvmap.styles.custom = function () {
+  return {color: "#0e7490", weight: 2, fillColor: "#22d3ee", fillOpacity: 0.25};
+};
+window.dvmap.points.custom = function (feature, latlng) {
+  return L.circleMarker(latlng, {radius: 6, color: "#ffffff", weight: 1.5, fillColor: "#0e7490", fillOpacity: 0.95});
+};

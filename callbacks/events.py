@@ -482,6 +482,20 @@ def act_on_event(clicks, _fields, _uploads, _panels, lang, refresh, bounds, zoom
 
 
 @callback(
+    Output({"type": "evt-field", "event": MATCH, "field": "worker"}, "value"),
+    Input({"type": "evt-field", "event": MATCH, "field": "grid"}, "value"),
+    prevent_initial_call=True,
+)
+def confirmed_grid_sets_worker(grid_uid):
+    """Choosing the responsible grid (边界待确认) proposes that grid's worker for the dispatch."""
+    if not grid_uid:
+        return no_update
+    with session() as s:
+        found = el.grid_choices(s, [grid_uid])
+    return str(found[0]["worker_id"]) if found and found[0]["worker_id"] else None
+
+
+@callback(
     Output({"type": "evt-upload-list", "event": MATCH}, "children"),
     Input({"type": "evt-upload", "event": MATCH}, "filename"),
     State({"type": "evt-upload", "event": MATCH}, "contents"),

@@ -16,7 +16,7 @@ from callbacks.context import session
 from geodata.i18n import t
 from geodata.queries import layers as q
 from layers.base import ViewRequest, as_int, not_found, padded_bbox
-from layers.registry import LAYERS
+from layers.registry import layers_for, resolve
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,10 @@ def load_layers(bounds, zoom, checked, subtype_values, option_values, keys):
     results = []
     with session() as s:
         for name in names:
-            layer = LAYERS[name]
+            layer = resolve(name, s)
+            if layer is None:
+                results.append(no_update)
+                continue
             if not visible.get(name, layer.visible or not layer.toggleable):
                 results.append(no_update)
                 continue
@@ -95,8 +98,9 @@ def restyle_layers(checked, option_values, hideouts):
     for name, hideout in zip(names, hideouts):
         if name == changed_layer:
             with session() as s:
-                new = LAYERS[name].hideout_for(s, options.get(name, {}), hideout or {})
-            new["visible"] = visible.get(name, LAYERS[name].visible)
+                layer = resolve(name, s)
+                new = layer.hideout_for(s, options.get(name, {}), hideout or {}) if layer else dict(hideout or {})
+            new["visible"] = visible.get(name, layer.visible if layer else False)
             out.append(new)
         elif name in visible and (hideout or {}).get("visible") != visible[name]:
             patch = Patch()
@@ -117,7 +121,9 @@ def render_legend(checked, hideouts, lang):
     visible = {i["id"]["name"]: bool(v) for i, v in zip(ctx.inputs_list[0], checked)}
     hide = {i["id"]["name"]: h for i, h in zip(ctx.inputs_list[1], hideouts)}
     groups = []
-    for name, layer in LAYERS.items():
+    with session() as s:
+        all_layers = layers_for(s)
+    for name, layer in all_layers.items():
         if layer.toggleable and not visible.get(name, layer.visible):
             continue
         items = layer.legend(lang, hide.get(name) or {})
@@ -153,10 +159,10 @@ def panel_for_query(query: dict, lang: str):
 
 
 def _details_for(kind_layer: str, feature: dict, lang: str):
-    layer = LAYERS.get(kind_layer)
-    if layer is None:
-        return not_found(lang, feature.get("id"))
     with session() as s:
+        layer = resolve(kind_layer, s)
+        if layer is None:
+            return not_found(lang, feature.get("id"))
         return layer.details(s, feature, lang)
 
 

@@ -49,7 +49,8 @@ def parse_mqtt_url(url: str | None = None) -> BrokerAddress:
     ValueError
         Another scheme, or no host.
     """
-    parts = urlsplit(url or mqtt_url())
+    url = url or mqtt_url()
+    parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
         raise ValueError(f"MQTT_URL 须以 mqtt:// 或 mqtts:// 开头 / MQTT_URL must start with mqtt:// or mqtts://: {url}")
     if not parts.hostname:

@@ -30,3 +30,24 @@ LAYERS: dict[str, Layer] = {
 
 def get(name: str) -> Layer | None:
     return LAYERS.get(name)
+
+
+def layers_for(session) -> dict[str, Layer]:
+    """Built-in layers plus the imported (custom) ones, in panel order."""
+    from layers.custom import custom_layers
+
+    out = dict(LAYERS)
+    for layer in custom_layers(session):
+        out[layer.name] = layer
+    return out
+
+
+def resolve(name: str, session) -> Layer | None:
+    """The layer called ``name``: a built-in one, or an imported one (looked up in the database)."""
+    if name in LAYERS:
+        return LAYERS[name]
+    from layers.custom import PREFIX, custom_layers
+
+    if name.startswith(PREFIX):
+        return next((layer for layer in custom_layers(session) if layer.name == name), None)
+    return None

@@ -76,10 +76,9 @@ class SensorLayer(Layer):
         counts = sn.unit_counts(session, types)
         patch, changed = Patch(), False
         live = hideout.get("live") or {}
-        for sid, status in changes.items():
-            if live.get(str(sid)) != status:
-                patch["live"][str(sid)] = status
-                changed = True
+        fresh = {str(sid): status for sid, status in changes.items() if live.get(str(sid)) != status}
+        for sid, status in fresh.items():
+            patch["live"][sid] = status
         types_key = None if types is None else sorted(types)
         agg = hideout.get("agg") or {}
         if not agg or hideout.get("agg_types") != types_key:
@@ -92,7 +91,7 @@ class SensorLayer(Layer):
                 if agg.get(key) != value:
                     patch["agg"][key] = value
                     changed = True
-        if since is None or changes:
+        if since is None or fresh:
             patch["live_since"] = now.isoformat()
             changed = True
         return patch if changed else None
@@ -182,12 +181,12 @@ def _alarms(episodes: list[dict], lang: str) -> list:
 
 
 def live_counters(counts: dict, lang: str):
-    """The top bar's online / alarm / offline counter."""
+    """The top bar's online / alarm / offline counter of the sensors in the user's scope."""
     def chip(key: str, zh: str, en: str):
         return html.Span(
             [html.I(className=f"live-dot live-{key}"), pick(zh, en, lang), html.B(f"{counts[key]:,}")],
-            className=f"live-chip live-chip-{key}", **{"data-testid": f"counter-{key}", "data-value": counts[key]},
+            className=f"live-chip live-chip-{key}", title=pick(f"物联感知设备{zh}数", f"Sensors {en.lower()}", lang),
+            **{"data-testid": f"counter-{key}", "data-value": counts[key]},
         )
 
-    return [html.Span(pick("物联感知", "Sensors", lang), className="live-title"),
-            chip("online", "在线", "Online"), chip("alarm", "告警", "Alarm"), chip("offline", "离线", "Offline")]
+    return [chip("online", "在线", "Online"), chip("alarm", "告警", "Alarm"), chip("offline", "离线", "Offline")]

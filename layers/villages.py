@@ -1,7 +1,7 @@
 """行政村 boundaries with hover tooltip; click opens the village panel."""
 from dash import html
 
-from geodata.i18n import t
+from geodata.i18n import pick, t
 from geodata.queries import details as d
 from geodata.queries import layers as q
 from layers.base import Layer, LegendItem, ViewRequest, as_int, not_found
@@ -56,4 +56,10 @@ class VillageLayer(Layer):
             ], lang, test_id="village-facts"),
             html.H4(t("field.resources", lang), className="panel-section"),
             html.Ul(res_rows, className="panel-list"),
+            html.H4(pick("导出本村", "Export this village", lang), className="panel-section"),
+            html.Div(
+                [html.A(label, href=f"/export/village/{v['code']}.{ext}", className="export-link", target="_blank")
+                 for ext, label in (("gpkg", "GeoPackage"), ("html", pick("离线地图 HTML", "Offline map (HTML)", lang)))],
+                className="export-links",
+            ),
         ])

@@ -91,6 +91,12 @@ def create_app(database_url: str | None = None) -> dash.Dash:
     from callbacks.cache import init_cache
 
     init_cache(server)
+    from map_app.import_page import init_import_page
+    from map_app.ogc import api_client_token_scope, init_ogc
+
+    # OGC API – Features: a session or an API client's key (Authorization: Bearer …).
+    init_ogc(server, token_scope=api_client_token_scope(database))
+    init_import_page(server)  # /admin/import/ (administrators) and /export/… (anyone, own scope)
     from map_app.admin import blueprint as admin_blueprint
     from map_app.open311 import init_open311
 

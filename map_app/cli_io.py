@@ -222,4 +222,7 @@ def attach_io_commands(group: click.Group) -> None:
     group.add_command(export_command, "export")
 
 
-__all__ = ["attach_io_commands", "import_command", "export_command"]
+__all__ = ["attach_io_commands", "import_command", "export_command", "COMMANDS"]
+
+#: picked up by map_app.cli (dvmap import / dvmap export)
+COMMANDS = [import_command, export_command]

@@ -10,7 +10,7 @@ from callbacks import ids
 from geodata.config import get_settings
 from geodata.i18n import pick, t
 from geodata.queries import layers as q
-from layers.registry import LAYERS
+from layers.registry import layers_for
 from map_app.event_ui import event_overlays, event_stores, report_bar
 
 LANG_COOKIE = "dvmap_lang"
@@ -42,9 +42,9 @@ def tile_layers() -> list:
     return []
 
 
-def _layer_controls(session, lang: str):
+def _layer_controls(session, lang: str, all_layers: dict):
     rows = []
-    for layer in LAYERS.values():
+    for layer in all_layers.values():
         if not layer.toggleable:
             continue
         rows.append(
@@ -81,8 +81,18 @@ def _user_box(lang: str) -> list:
     user = current_user.user
     role = pick(*ROLE_LABELS.get(user.role, (user.role, user.role)), lang)
     items = [html.Span([html.B(user.display_name), f" · {role}"], className="user", id="current-user")]
-    if user.role == "admin":
-        items.append(html.A(pick("用户管理", "Users", lang), href="/admin/users", className="lang"))
+    # Pages by role: what each person's work needs, nothing more.
+    pages = [
+        ("/bigscreen", "指挥大屏", "Big screen", {"county_leader", "town_official", "admin", "planner"}),
+        ("/analysis", "空间分析", "Analysis", {"planner", "county_leader", "admin"}),
+        ("/grids", "网格划分", "Grids", {"grid_manager", "admin"}),
+        ("/admin/import/", "数据导入", "Import", {"admin"}),
+        ("/admin/users", "用户管理", "Users", {"admin"}),
+    ]
+    nav = [html.A(pick(zh, en, lang), href=href, className="nav-link") for href, zh, en, roles in pages
+           if user.role in roles]
+    if nav:
+        items.append(html.Nav(nav, className="page-nav", id="page-nav"))
     items.append(
         html.Form(
             [dcc.Input(type="hidden", name="csrf", value=csrf_token()),
@@ -113,15 +123,16 @@ def serve_layout(**query):
         bounds = q.scope_extent(session) or q.county_extent(session) or DEFAULT_BOUNDS
         county = q.county_info(session) or {"name": "", "code": ""}
         villages = q.all_villages(session)
-        hideouts = {name: layer.initial_hideout(session) for name, layer in LAYERS.items()}
-        controls = _layer_controls(session, lang)
+        all_layers = layers_for(session)  # built-in + imported (custom) layers in scope
+        hideouts = {name: layer.initial_hideout(session) for name, layer in all_layers.items()}
+        controls = _layer_controls(session, lang, all_layers)
 
     from callbacks.map import panel_for_query
 
     # Deep links (?village=ID, ?grid=ID …) open with the panel filled and the map on it.
     linked_panel, linked_view = panel_for_query(query, lang)
     other = "zh" if lang == "en" else "en"
-    map_children = tile_layers() + [layer.component(hideouts[name]) for name, layer in LAYERS.items()]
+    map_children = tile_layers() + [layer.component(hideouts[name]) for name, layer in all_layers.items()]
     map_children.append(dl.ScaleControl(position="bottomleft", imperial=False))
     map_children.append(dl.LayerGroup(id=ids.EVENT_PICK))  # marker of the point clicked to report
 

@@ -144,7 +144,7 @@ def grid_choices(session: Session, uids: Sequence[str]) -> list[dict]:
     Returns
     -------
     list of dict
-        ``uid``, ``code``, ``name``, ``village``, ``worker``.
+        ``uid``, ``code``, ``name``, ``village``, ``worker_id``, ``worker`` (active worker or None).
     """
     uids = [str(u) for u in uids or ()]
     if not uids:
@@ -152,9 +152,9 @@ def grid_choices(session: Session, uids: Sequence[str]) -> list[dict]:
     rows = session.execute(
         text(
             """
-            SELECT g.uid::text AS uid, g.code, g.name, v.name AS village, p.name AS worker
+            SELECT g.uid::text AS uid, g.code, g.name, v.name AS village, p.id AS worker_id, p.name AS worker
               FROM grid g JOIN village v ON v.id = g.village_id
-              LEFT JOIN person p ON p.id = g.worker_id
+              LEFT JOIN person p ON p.id = g.worker_id AND p.active
              WHERE g.valid_to IS NULL AND g.uid::text = ANY (:uids)
             """
         ),

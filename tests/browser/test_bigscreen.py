@@ -70,10 +70,14 @@ def _open(browser, live_app, width, height, user="leader", lang="zh"):
     page.errors = errors
     login(page, live_app["url"], user, lang=lang)
     page.goto(live_app["url"] + "/bigscreen")
-    page.wait_for_selector(".bs-root [data-rank='1']", timeout=60_000)   # ranking computed
-    page.wait_for_function("document.querySelectorAll('.bs-graph svg.main-svg').length === 4", timeout=30_000)
-    page.wait_for_function("document.querySelectorAll('.bs-root path.leaflet-interactive').length >= 137",
-                           timeout=30_000)
+    try:
+        page.wait_for_selector(".bs-root [data-rank='1']", timeout=60_000)   # ranking computed
+        page.wait_for_function("document.querySelectorAll('.bs-graph .main-svg').length >= 4", timeout=30_000)
+        page.wait_for_function("document.querySelectorAll('.bs-root path.leaflet-interactive').length >= 137",
+                               timeout=30_000)
+    except Exception:
+        shot(page, f"bigscreen-failed-{width}x{height}")
+        raise
     page.wait_for_timeout(800)  # the charts' font rescale for this screen
     return context, page
 

@@ -297,3 +297,66 @@ def test_read_only_roles_get_no_report_button_and_no_actions(live_app, page, wor
     # The indicators are there for the leader too (county scope).
     assert page.locator(".kpi").count() == 5
     assert not page.errors, page.errors
+
+
+@pytest.fixture
+def boundary_event(app_engine, demo_db, cleanup):
+    """An event 8 m inside one grid of the official's village from a neighbouring grid: 边界待确认."""
+    from geodata import events as ev
+    from geodata.db import SYSTEM, make_sessionmaker, scoped
+
+    spot = _query(app_engine, """
+        WITH pair AS (
+            SELECT a.code AS a_code, b.code AS b_code, b.uid::text AS b_uid, pb.name AS b_worker,
+                   ST_Transform(a.geom, 4549) AS ga, ST_Transform(b.geom, 4549) AS gb
+              FROM grid a JOIN grid b ON b.village_id = a.village_id AND a.id < b.id
+              JOIN person pb ON pb.id = b.worker_id
+             WHERE a.valid_to IS NULL AND b.valid_to IS NULL
+               AND a.village_id = (SELECT village_id FROM app_user WHERE username = 'village')
+               AND ST_DWithin(a.geom, b.geom, 0.00001)
+             ORDER BY a.code, b.code LIMIT 1)
+        SELECT a_code, b_code, b_uid, b_worker, ST_X(ST_Transform(p, 4490)) AS lon, ST_Y(ST_Transform(p, 4490)) AS lat
+          FROM pair, LATERAL (SELECT ST_ClosestPoint(ST_Buffer(ga, -8), ST_Centroid(ST_ShortestLine(ga, gb))) AS p) x
+    """)[0]
+    with scoped(make_sessionmaker(app_engine), SYSTEM) as s, s.begin():
+        ref = ev.create_event(s, lon=spot["lon"], lat=spot["lat"], subclass="0203", description=f"边界上的车 {TAG}",
+                              source="hotline", actor=ev.Actor("测试", "system"))
+    assert ref.boundary_pending and spot["b_uid"] in ref.candidate_grid_uids
+    return {**dict(spot), "id": ref.id}
+
+
+def test_boundary_event_needs_a_grid_and_a_postponement_needs_a_date_in_english(live_app, page, boundary_event):
+    base, eid = live_app["url"], boundary_event["id"]
+    login(page, base, "village", lang="en")
+    page.goto(base + "/?lang=en")
+    page.wait_for_selector(".kpi[data-kpi=closure]", timeout=30_000)
+    assert "Closure rate" in page.locator(".kpi[data-kpi=closure]").inner_text()
+    _open_drawer(page)
+    _open_row(page, eid)
+    assert page.locator(".evt-panel [data-flag=boundary]").inner_text() == "Boundary: confirm grid"
+    assert "Accepted" in _act(page, "accept")
+    # Dispatching before the route is confirmed: the service's message, in English; nothing changes.
+    assert "grid boundary" in _act(page, "dispatch") and _state(page) == "accepted"
+    page.locator(".evt-panel input[id*='\"field\":\"grid\"']").click()
+    page.get_by_role("option", name=boundary_event["b_code"].strip(), exact=False).click()
+    # The chosen grid's worker is proposed for the dispatch.
+    page.wait_for_function(
+        "(w) => document.querySelector(`.evt-panel input[id*='\"field\":\"worker\"']`).value.startsWith(w)",
+        arg=boundary_event["b_worker"], timeout=10_000,
+    )
+    assert "Dispatched" in _act(page, "dispatch") and _state(page) == "dispatched"
+    route = page.locator("[data-testid=event-route]").inner_text()
+    assert boundary_event["b_code"].strip() in route and boundary_event["b_worker"] in route
+    assert page.locator(".evt-panel [data-flag=boundary]").count() == 0
+
+    # 缓办 needs a new due date and a reason.
+    assert "new due date" in _act(page, "postpone", "waiting for a tow truck") and _state(page) == "dispatched"
+    page.locator(".evt-panel [data-block=postpone] button.mantine-DatePickerInput-input").click()
+    page.locator(".mantine-DatePickerInput-calendarHeaderControl[data-direction=next]").click()
+    day = page.locator(".mantine-DatePickerInput-day:not([data-outside])").filter(has_text="15").first
+    day.click()
+    assert "Postponed" in _act(page, "postpone", "waiting for a tow truck") and _state(page) == "postponed"
+    assert "-15 23:59" in page.locator("[data-testid=event-facts] [data-field=due_at]").inner_text()
+    assert "In progress" in _act(page, "resume") and _state(page) == "in_progress"
+    shot(page, "events-08-boundary-postpone-en")
+    assert not page.errors, page.errors

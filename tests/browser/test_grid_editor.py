@@ -15,7 +15,7 @@ import pytest
 import shapely
 import shapely.ops
 from pyproj import Transformer
-from shapely.geometry import LineString, Point, shape
+from shapely.geometry import LineString, Point
 from sqlalchemy import text
 
 from geodata import events as ev

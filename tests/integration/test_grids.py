@@ -10,7 +10,6 @@ import math
 import threading
 
 import pytest
-import shapely
 from shapely.geometry import shape
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -21,7 +20,7 @@ from geodata.db import SYSTEM, Scope, ScopedSession, apply_scope, make_engine, m
 from geodata.events import Actor
 from geodata.gridcodes import grid_codes
 from tests.integration.grid_world import (
-    M1, M2, MID, N, S, W, E, box, box_gj, build_grid_world, destroy_grid_world, reset_grid_world,
+    M1, M2, MID, N, S, W, box, box_gj, build_grid_world, destroy_grid_world, reset_grid_world,
 )
 
 MANAGER = Actor("网格管理员甲", "grid_manager", 31)

@@ -199,3 +199,24 @@ def test_geotiff_without_crs_is_refused_and_leaves_no_file(world, tmp_path):
     assert not (tmp_path / "rasters").exists() or not any((tmp_path / "rasters").iterdir())
     report = run_import(path, "raster", conn, options=_opts(tmp_path, layer_name="nocrs", crs="EPSG:4549"))
     assert report.status == "imported"
+
+
+def test_an_imported_custom_layer_appears_among_the_map_layers(world, tmp_path):
+    from sqlalchemy.orm import Session
+
+    from layers.base import ViewRequest
+    from layers.registry import layers_for, resolve
+
+    conn, _ = world
+    gj = samples.geojson(tmp_path / "c.geojson", [(shapely.Point(*p), {"名称": f"站{i}"}) for i, p in enumerate(INSIDE)])
+    report = run_import(gj, "custom", conn, options=_opts(tmp_path, layer_name="stations", title_zh="站点",
+                                                          title_en="Stations"))
+    assert report.status == "imported"
+    session = Session(bind=conn)
+    layers = layers_for(session)
+    assert "custom:stations" in layers and layers["custom:stations"].title_zh == "站点"
+    layer = resolve("custom:stations", session)
+    fc = layer.features(session, ViewRequest((-180, -90, 180, 90), 12))
+    assert len(fc["features"]) == len(INSIDE)
+    assert {f["properties"]["名称"] for f in fc["features"]} == {f"站{i}" for i in range(len(INSIDE))}
+    assert resolve("custom:nope", session) is None

@@ -263,3 +263,20 @@ def test_the_cli_worker_runs_as_its_own_process(pg, broker, world, app_engine):
         out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, out
     assert "ingest: received" in out  # the summary it logs when it stops
+
+
+def test_a_database_outage_keeps_messages_unacknowledged(database, broker, world, app_engine):
+    sid = world.sensors["CLI"]
+    # A database nobody answers at: the worker must wait, not crash, and acknowledge nothing.
+    down = Database(f"postgresql+psycopg://nobody:x@127.0.0.1:{free_port()}/none", pool_pre_ping=False)
+    stuck = make_worker(down, broker, client_id="t95-outage")
+    with running(stuck) as thread, publisher(broker, "t95-outage-pub") as pub:
+        send(pub, "T95-SM-CLI", 900, {"smoke_obscura": 0.4}).wait_for_publish(5)
+        wait_until(lambda: stuck.stats["db_errors"] >= 1)
+        assert thread.is_alive()
+    assert stuck.stats["acked"] == 0 and stuck.stats["stored"] == 0
+    # The database is back (the real one): the broker hands the message over again.
+    back = make_worker(database, broker, client_id="t95-outage")
+    with running(back):
+        wait_until(lambda: back.stats["stored"] == 1)
+    assert scalar(app_engine, "SELECT count(*) FROM sensor_reading WHERE sensor_id = :id AND seq = 900", id=sid) == 1

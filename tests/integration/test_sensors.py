@@ -335,3 +335,37 @@ def test_the_app_lets_gateways_through_its_login_guard(pg, api):
     assert resp.status_code == 200 and resp.get_json()["received"] == 0
     resp = client.post("/api/sensors/readings", json={"readings": []})
     assert resp.status_code == 401 and resp.get_json()["error"]["code"] == "bad_key"  # the key check, not a login page
+
+
+def test_the_live_patch_sends_only_what_changed(s, world):
+    from layers.registry import LAYERS
+
+    layer = LAYERS["sensors"]
+    hideout = layer.initial_hideout(s)
+
+    def ops(patch):
+        return {tuple(o["location"]): o["params"]["value"] for o in patch.to_plotly_json()["operations"]}
+
+    def apply(patch):  # what the browser does with it
+        for (*path, last), value in ops(patch).items():
+            target = hideout
+            for key in path:
+                target = target[key]
+            target[last] = value
+
+    first = layer.live_patch(s, hideout, None)
+    assert ops(first)[("agg",)] == sn.unit_counts(s) and ("agg_types",) in ops(first)
+    apply(first)
+    assert layer.live_patch(s, hideout, None) is None  # a quiet tick sends nothing, so nothing is redrawn
+    sid = world.sensors["TB"]
+    before = hideout["agg"][f"village-{world.village_a}"]
+    sn.ingest(s, [item("T96-TB-1", 300, {"fill_pct": 97}, now(s))], county=COUNTY)
+    changed = layer.live_patch(s, hideout, None)
+    assert ops(changed)[("live", str(sid))] == "alarm"
+    assert ops(changed)[("agg", f"village-{world.village_a}")] == [before[0], before[1] + 1, before[2]]
+    assert set(ops(changed)) == {("live", str(sid)), ("agg", f"village-{world.village_a}"),
+                                 ("agg", f"town-{world.town_id}"), ("live_since",)}
+    apply(changed)
+    assert layer.live_patch(s, hideout, None) is None
+    # other sub-types chosen: the counts are replaced for them
+    assert ops(layer.live_patch(s, hideout, ["smoke"]))[("agg_types",)] == ["smoke"]
