@@ -6,7 +6,7 @@
   redraws in place: no flicker, no reload);
 * a carousel tick tours the towns: the map flies to the town and the local card
   swaps to that town's KPIs; the ranking table pages along;
-* the ranking (evaluation index) is recomputed on a slower tick;
+* the ranking (evaluation index) and the 7-day hotspot cells are recomputed on a slower tick;
 * clicking a village opens its own view (``/?village=ID``) in a named tab.
 
 User and scope come from the server session (callbacks.context.session); no
@@ -280,7 +280,7 @@ def refresh_data(s, lang: str, scale: float) -> dict:
     """Everything one tick shows, rendered, plus digests to compare with the last tick."""
     now = bs.db_now(s)
     snap = bs.snapshot(s, now=now)
-    layers = {"events": bs.live_events(s, now=now), "alarms": bs.alarm_sensors(s), "hot": bs.hotspots(s, now=now)}
+    layers = {"events": bs.live_events(s, now=now), "alarms": bs.alarm_sensors(s)}
     figs = figures(snap, lang, scale)
     return {
         "now": now, "tiles": tile_texts(snap["kpis"]), "figures": figs, "layers": layers,
@@ -296,7 +296,6 @@ def refresh_data(s, lang: str, scale: float) -> dict:
     Output(CHARTS["town"], "figure"),
     Output(EVENTS, "data"),
     Output(ALARMS, "data"),
-    Output(HOT, "data"),
     Output(UPDATED, "children"),
     Output(LAST, "data"),
     Input(TICK, "n_intervals"),
@@ -316,7 +315,7 @@ def refresh(_n, last, lang, scale):
     changed = {k for k, d in data["digests"].items() if old.get(k) != d}
     charts = [_data_patch(data["figures"][k]) if k in changed else no_update
               for k in ("trend", "category", "source", "town")]
-    layers = [data["layers"][k] if k in changed else no_update for k in ("events", "alarms", "hot")]
+    layers = [data["layers"][k] if k in changed else no_update for k in ("events", "alarms")]
     stamp = data["now"].astimezone(bs.CST).strftime("%H:%M:%S")
     return (tiles, *charts, *layers, pick(f"数据更新 {stamp}", f"Updated {stamp}", lang),
             {"tiles": data["tiles"], "digests": data["digests"]})
@@ -393,14 +392,17 @@ def pause_tour(_clicks, disabled, lang):
 @callback(
     Output(RANK_DATA, "data"),
     Output(FORMULA_BODY, "children"),
+    Output(HOT, "data"),
     Input(RANK_TICK, "n_intervals"),
     State(LANG, "data"),
 )
 def recompute_ranking(_n, lang):
+    """The slow tick (and right after the page loads): the evaluation ranking and the 7-day hotspots."""
     with session() as s:
         result = ev.ranking(s)
+        hot = bs.hotspots(s)
     payload = ranking_payload(result)
-    return payload, formula_panel(payload["indicators"], lang, payload["period"])
+    return payload, formula_panel(payload["indicators"], lang, payload["period"]), hot
 
 
 @callback(

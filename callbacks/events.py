@@ -517,7 +517,7 @@ def column_defs(lang: str) -> list[dict]:
     ]
     return [
         {"field": "id", "headerName": pick("编号", "No.", lang), "width": 92, "pinned": "left"},
-        {"field": "state_label", "headerName": pick("状态", "State", lang), "width": 76,
+        {"field": "state_label", "headerName": pick("状态", "State", lang), "width": 76 if lang == "zh" else 104,
          "cellStyle": {"styleConditions": state_styles}},
         {"field": "overdue_label", "headerName": pick("超期", "Overdue", lang), "width": 70,
          "cellClass": "evt-cell-overdue"},
@@ -573,7 +573,7 @@ def load_table(is_open, state_group, class_code, period, village, _refresh, lang
                                     village_id=as_int(village))
         urgencies = {u["code"]: (u["name_zh"], u["name_en"]) for u in ev.reference_lists(s)["urgencies"]}
     shown = len(rows)
-    count = pick(f"共 {total:,} 件", f"{total:,} events", lang)
+    count = pick(f"共 {total:,} 件", f"Events: {total:,}", lang)
     if shown < total:
         count += pick(f"(显示最新 {shown:,} 件,请缩小筛选范围)", f" (newest {shown:,} shown; narrow the filters)", lang)
     return table_rows(rows, lang, urgencies), count

@@ -354,13 +354,27 @@ def alarm_sensors(session: Session, limit: int = 2000) -> dict:
 
 
 def hotspots(session: Session, *, now: datetime | None = None, days: int = HOTSPOT_DAYS,
-             cell_m: int = HOTSPOT_CELL_M, village_ids: Sequence[int] | None = None) -> dict:
-    """Counts of events reported in the last ``days`` days per ``cell_m`` square cell (EPSG:4549).
+             cell_m: int = HOTSPOT_CELL_M, village_ids: Sequence[int] | None = None, method: str = "auto") -> dict:
+    """The hotspot overlay: events reported in the last ``days`` days.
 
-    Cells with events only, as polygons in EPSG:4490 with ``n`` and ``level`` 1–5
-    (quintile of ``n`` among the cells: the overlay's colour class).
+    ``method='gistar'`` (or ``'auto'`` when geodata.analysis is installed and there
+    are enough events): the statistically significant hot spots of Getis-Ord Gi* on
+    H3 hexagons (resolution 8, 199 permutations), from geodata.analysis.hotspots.
+    Otherwise (``'cells'``, or Gi* unavailable): counts per ``cell_m`` square cell in
+    EPSG:4549.
+
+    Returns
+    -------
+    dict
+        GeoJSON polygons (EPSG:4490) with ``n`` (events), ``level`` 1–5 (colour class:
+        count quintile for cells; 3/4/5 for Gi* hot spots at 90/95/99 % confidence)
+        and ``method`` (``gistar`` or ``cells``).
     """
     now = now or db_now(session)
+    if method in ("auto", "gistar"):
+        fc = _gistar(session, now, days, village_ids)
+        if fc is not None or method == "gistar":
+            return fc or {"type": "FeatureCollection", "features": []}
     m = int(cell_m)
     return _fc(session, f"""
         WITH p AS (
@@ -374,9 +388,33 @@ def hotspots(session: Session, *, now: datetime | None = None, days: int = HOTSP
         SELECT 'Feature' AS type, ix || ':' || iy AS id,
                ST_AsGeoJSON(ST_Transform(ST_MakeEnvelope(ix * {m}, iy * {m}, (ix + 1) * {m}, (iy + 1) * {m},
                                                          {METRIC_SRID}), 4490), 6)::json AS geometry,
-               json_build_object('kind', 'hotspot', 'n', n, 'level', ntile(5) OVER (ORDER BY n)) AS properties
+               json_build_object('kind', 'hotspot', 'method', 'cells', 'n', n,
+                                 'level', ntile(5) OVER (ORDER BY n)) AS properties
           FROM c
         """, {"since": now - timedelta(days=days), "now": now, "vids": _vids(village_ids)})
+
+
+def _gistar(session: Session, now: datetime, days: int, village_ids) -> dict | None:
+    """Gi* hot spots from geodata.analysis, or None when it is missing or has too little to go on."""
+    try:
+        from geodata.analysis.errors import AnalysisError
+        from geodata.analysis.hotspots import hotspots as gi_hotspots
+        from geodata.analysis.selection import EventFilter
+    except ImportError:
+        return None
+    flt = EventFilter.last_days(days, village_ids=tuple(village_ids or ()), now=now)
+    try:
+        result = gi_hotspots(session, flt, unit="h3", resolution=8, permutations=199, seed=42)
+    except AnalysisError:
+        return None
+    features = []
+    for f in result.features:
+        p = f.get("properties") or {}
+        if int(p.get("cls", 0)) > 0:
+            features.append({"type": "Feature", "id": f.get("id"), "geometry": f["geometry"],
+                             "properties": {"kind": "hotspot", "method": "gistar", "n": int(p.get("count", 0)),
+                                            "level": 2 + int(p["cls"]), "confidence": {1: 90, 2: 95, 3: 99}[int(p["cls"])]}})
+    return {"type": "FeatureCollection", "features": features}
 
 
 def towns(session: Session) -> list[dict]:

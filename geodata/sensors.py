@@ -43,7 +43,8 @@ __all__ = [
     "RawReading", "Reading", "Rejection", "IngestResult", "Rule", "ReadingRejected", "SensorInputError",
     "parse_reading", "topic_sensor_code", "reading_topic", "ingest", "check_offline", "status_counts",
     "status_changes", "unit_counts", "reading_series", "sensor_alarms", "alarm_for_event", "rules",
-    "ingest_stats", "prune_rejections", "county_code", "create_gateway_key", "find_gateway",
+    "ingest_stats", "prune_rejections", "record_rejections", "county_code", "create_gateway_key", "find_gateway",
+    "REASONS", "MAX_BATCH",
 ]
 
 #: Largest payload accepted (bytes); a reading is a few hundred.

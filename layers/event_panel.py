@@ -150,8 +150,8 @@ def _actions(session, e: dict, role: str, lang: str, labels: dict):
     need_note = [a for a in allowed if a in wf.NOTE_REQUIRED]
     hint = pick("说明 / 原因 / 处置结果", "Note / reason / result", lang)
     if need_note:
-        hint += pick("(", " (required for ", lang) + "、".join(wf.label(a, lang) for a in need_note) \
-            + pick("时必填)", ")", lang)
+        names = pick("、", ", ", lang).join(wf.label(a, lang) for a in need_note)
+        hint += pick(f"({names}时必填)", f" (required for {names})", lang)
     blocks = [dmc.Textarea(id=field_id(eid, "note"), placeholder=hint, autosize=True, minRows=2, maxRows=6,
                            size="sm", label=pick("说明", "Note", lang))]
     simple = [a for a in allowed if a not in (*_ROUTE_ACTIONS, A.POSTPONE, A.RATE, A.HANDLE)]
@@ -165,7 +165,8 @@ def _actions(session, e: dict, role: str, lang: str, labels: dict):
         cands = el.grid_choices(session, e["candidate_grid_uids"])
         blocks.append(dmc.Select(
             id=field_id(eid, "grid"), label=pick("确认责任网格(边界待确认)", "Confirm the grid (boundary)", lang),
-            data=[{"value": c["uid"], "label": f"{c['code']} {c['name']}" + (f" · {c['worker']}" if c["worker"] else "")}
+            data=[{"value": c["uid"],
+                   "label": f"{c['code']} {c['name']}" + (f" · {c['worker']}" if c["worker"] else "")}
                   for c in cands],
             value=None, size="xs", clearable=True, placeholder=pick("选择网格", "Choose a grid", lang),
         ))

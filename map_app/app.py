@@ -37,6 +37,7 @@ def _register_callbacks() -> None:
         import callbacks.grids  # noqa: F401  (the /grids editor)
         import callbacks.analysis  # noqa: F401  (the /analysis page)
         import callbacks.events  # noqa: F401  (report form, event actions, table)
+        import callbacks.sensors  # noqa: F401  (live sensor statuses and counters)
 
         _CALLBACKS = (list(_callback.GLOBAL_CALLBACK_LIST), dict(_callback.GLOBAL_CALLBACK_MAP))
         return
@@ -103,6 +104,9 @@ def create_app(database_url: str | None = None) -> dash.Dash:
     server.register_blueprint(admin_blueprint)
     # Open311 GeoReport v2: public reads by default (DVMAP_OPEN311_READ_KEY=1 requires a key).
     init_open311(server, database.sessionmaker, require_key_for_reads=settings.open311_read_key)
+    from map_app.sensor_api import init_sensor_api
+
+    init_sensor_api(server)  # POST /api/sensors/readings for gateways (X-API-Key)
     from map_app.event_routes import init_event_routes; init_event_routes(server)  # noqa: E702  event photos
 
     @server.get("/healthz")

@@ -138,7 +138,7 @@ def serve_bigscreen(**query):
                 name="bs-pane-villages", style={"zIndex": 300}),
         dl.Pane(dl.GeoJSON(id=cb.OUTLINES, data=outlines, style=js("bs.outline"), interactive=False,
                            hideout={"selected": None}), name="bs-pane-outlines", style={"zIndex": 350}),
-        dl.Pane(dl.GeoJSON(id=cb.HOT, data=data["layers"]["hot"], style=js("bs.hot"), interactive=False),
+        dl.Pane(dl.GeoJSON(id=cb.HOT, data=q.EMPTY_FC, style=js("bs.hot"), interactive=False),
                 name="bs-pane-hot", style={"zIndex": 380}),
         dl.Pane(dl.GeoJSON(id=cb.EVENTS, data=data["layers"]["events"], pointToLayer=js("bs.event"),
                            onEachFeature=js("bs.eventTip")), name="bs-pane-events", style={"zIndex": 620}),

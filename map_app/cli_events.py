@@ -16,12 +16,15 @@ import click
 
 
 def _factory():
+    """A sessionmaker on the owner's URL; its engine is disposed when the command ends."""
     from geodata.db import make_engine, make_sessionmaker
     from map_app.cli import _check_db, _resolve
 
     url = _resolve("owner")
     _check_db(url)
-    return make_sessionmaker(make_engine(url, pool_size=1, max_overflow=1))
+    engine = make_engine(url, pool_size=1, max_overflow=1)
+    click.get_current_context().call_on_close(engine.dispose)
+    return make_sessionmaker(engine)
 
 
 def _run_check(factory, village_hours: float, county_hours: float) -> dict:

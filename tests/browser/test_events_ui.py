@@ -129,7 +129,8 @@ def _open_row(page, event_id: int):
     page.click(f"{row} [col-id='category']")
     page.wait_for_function(
         "([eid, b]) => { const p = document.querySelector('.evt-panel');"
-        " return p && p.dataset.event === String(eid) && (p.dataset.event + ':' + p.dataset.version) !== b.split('|')[0]; }",
+        " return p && p.dataset.event === String(eid)"
+        " && (p.dataset.event + ':' + p.dataset.version) !== b.split('|')[0]; }",
         arg=[event_id, before], timeout=15_000,
     )
 

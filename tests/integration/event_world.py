@@ -115,5 +115,8 @@ def destroy_world(owner_engine, w: World) -> None:
         conn.execute(text("DELETE FROM grid WHERE village_id IN (:a, :b)"), p)
         conn.execute(text("DELETE FROM person WHERE village_id IN (:a, :b)"), p)
         conn.execute(text("DELETE FROM village WHERE id IN (:a, :b)"), p)
+        # The big screen's daily summary (0008) keeps per-town rows, even at zero counts.
+        if conn.execute(text("SELECT to_regclass('event_daily') IS NOT NULL")).scalar():
+            conn.execute(text("DELETE FROM event_daily WHERE town_id = :t"), p)
         conn.execute(text("DELETE FROM town WHERE id = :t"), p)
         conn.execute(text("DELETE FROM county WHERE id = :c"), {"c": w.county_id})

@@ -158,8 +158,15 @@ def test_town_kpis_count_only_the_towns_villages(db_session, world):
 
 
 def test_daily_summary_is_kept_exactly_by_the_trigger(db_session, world):
-    """After inserts and transitions (closing moves counts), event_daily equals a fresh aggregate."""
+    """After inserts, transitions (closing moves counts) and multi-row updates, event_daily equals a
+    fresh aggregate of the events."""
+    from geodata.events import check_overdue
+
     s, now = db_session, world["now"]
+    check_overdue(s, now)                       # many rows at once, no counted column changes
+    ids = [r.id for r in world["refs"][:4]]     # one statement moving four events to another source/class
+    s.execute(text("UPDATE event SET source = 'superior', class_code = '05', subclass_code = '0503'"
+                   " WHERE id = ANY(:ids)"), {"ids": ids})
     diff = s.execute(text(
         """
         WITH fresh AS (
@@ -224,16 +231,6 @@ def test_nobody_writes_the_county_totals(app_engine, demo_db):
 
 
 # -- evaluation index -----------------------------------------------------------------------------
-
-def test_score_and_composite_follow_the_formula():
-    assert ev.score(0.475, 0.95) == pytest.approx(50.0)
-    assert ev.score(2.0, 1.0) == 100.0 and ev.score(-1, 1.0) == 0.0 and ev.score(None, 1) is None
-    weights = {"a": 15, "b": 10, "m": 5}
-    # m is manual and missing → 0; b has no cases → left out
-    idx, complete = ev.composite({"a": 80.0, "b": None, "m": None}, weights, zero_if_missing=["m"])
-    assert idx == pytest.approx((15 * 80 + 5 * 0) / 20)
-    assert complete == pytest.approx(15 / 30)
-
 
 def test_ranking_index_equals_hand_computation(db_session):
     s = db_session
@@ -326,14 +323,6 @@ def test_manual_values_follow_the_village_scope(app_engine, demo_db):
             assert conn.execute(text("UPDATE eval_manual_value SET value = 1 WHERE period = '2031Q3'")).rowcount == 0
         finally:
             trans.rollback()
-
-
-def test_periods_and_quarters():
-    assert ev.period_of(datetime(2025, 3, 31, 20, tzinfo=ev.CST)) == "2025Q1"
-    assert ev.period_bounds("2025Q4") == (datetime(2025, 10, 1, tzinfo=ev.CST), datetime(2026, 1, 1, tzinfo=ev.CST))
-    assert ev.recent_periods(datetime(2026, 2, 1, tzinfo=ev.CST), 3) == ["2026Q1", "2025Q4", "2025Q3"]
-    p = bs.periods(datetime(2026, 3, 31, 17, 0, tzinfo=ev.CST))
-    assert (p.day_start.day, p.month_start.day, p.month_start.month) == (31, 1, 3)
 
 
 def test_demo_events_advance_deterministically(db_session):

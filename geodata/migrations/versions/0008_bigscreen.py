@@ -14,9 +14,9 @@ Revises: 0004
   like the tables of 0001 (``dvmap_village_visible``), written by admins only.
 * ``event_daily`` — events reported and closed per China-time day, town, class and
   source: the charts of the big screen read a few thousand rows instead of scanning
-  the event table. Kept current incrementally by a trigger on ``event`` (each insert,
-  delete, or change of ``reported_at``/``closed_at``/town/class/source moves its
-  counts), so it never needs a full refresh; :sql:`dvmap_event_daily_rebuild()`
+  the event table. Kept current incrementally by statement-level triggers on
+  ``event`` (the inserted, deleted or changed rows of each statement move their
+  counts, set-based), so it never needs a full refresh; :sql:`dvmap_event_daily_rebuild()`
   recomputes it set-based after a bulk load. Rows are county totals, so only the
   county scope (``dvmap.scope = '*'``) may read them; narrower scopes count from
   ``event`` itself, under its own row-level security. It is a table, not a
@@ -196,26 +196,13 @@ def upgrade() -> None:
         LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
         $$ SELECT (t AT TIME ZONE 'Asia/Shanghai')::date $$;
 
-        -- Add (sign = 1) or remove (sign = -1) one event's counts; rows in day order, so two
-        -- transactions touching the same two days lock them in the same order.
-        CREATE FUNCTION dvmap_event_daily_add(reported timestamptz, closed timestamptz, town integer,
-                                              cls text, src text, sign integer) RETURNS void
-        LANGUAGE sql VOLATILE AS
-        $$
-          INSERT INTO event_daily AS d (day, town_id, class_code, source, reported, closed)
-          SELECT day, town, cls, src, sum(r), sum(c)
-            FROM (VALUES (dvmap_local_day(reported), sign, 0),
-                         (dvmap_local_day(closed), 0, sign)) AS x(day, r, c)
-           WHERE day IS NOT NULL
-           GROUP BY day ORDER BY day
-          ON CONFLICT ON CONSTRAINT event_daily_key
-          DO UPDATE SET reported = d.reported + excluded.reported, closed = d.closed + excluded.closed
-        $$;
-
-        -- The trigger writes county totals whatever the caller's scope: it runs as the
-        -- owner and widens the scope to the county while it works, then puts the
-        -- caller's back (set_config is transactional, so an error rolls it back too).
-        CREATE FUNCTION dvmap_event_daily_trigger() RETURNS trigger
+        -- The triggers write county totals whatever the caller's scope: they run as the
+        -- owner and widen the scope to the county while they work, then put the caller's
+        -- back (set_config is transactional, so an error rolls it back too). They are
+        -- statement-level with transition tables: one upsert per statement, so a bulk
+        -- INSERT … SELECT of a million events is counted set-based, and a transition
+        -- (one row) costs one small upsert — or nothing when no counted column changed.
+        CREATE FUNCTION dvmap_event_daily_apply() RETURNS trigger
         LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS
         $fn$
         DECLARE
@@ -224,13 +211,47 @@ def upgrade() -> None:
         BEGIN
           PERFORM set_config('dvmap.scope', '*', true);
           PERFORM set_config('dvmap.role', 'system', true);
-          IF TG_OP IN ('UPDATE', 'DELETE') THEN
-            PERFORM dvmap_event_daily_add(OLD.reported_at, OLD.closed_at, OLD.town_id, OLD.class_code,
-                                        OLD.source, -1);
-          END IF;
-          IF TG_OP IN ('UPDATE', 'INSERT') THEN
-            PERFORM dvmap_event_daily_add(NEW.reported_at, NEW.closed_at, NEW.town_id, NEW.class_code,
-                                        NEW.source, 1);
+          -- one row per key (ON CONFLICT may touch a row once), in key order (two
+          -- transactions lock shared rows in the same order); keys whose counts did not
+          -- move are skipped
+          IF TG_OP = 'INSERT' THEN
+            INSERT INTO event_daily AS d (day, town_id, class_code, source, reported, closed)
+            SELECT day, town_id, class_code, source, sum(r), sum(c) FROM (
+                SELECT dvmap_local_day(reported_at) AS day, town_id, class_code, source, 1 AS r, 0 AS c FROM new_rows
+                UNION ALL
+                SELECT dvmap_local_day(closed_at), town_id, class_code, source, 0, 1 FROM new_rows
+                 WHERE closed_at IS NOT NULL) x
+              GROUP BY 1, 2, 3, 4 HAVING sum(r) <> 0 OR sum(c) <> 0
+              ORDER BY 1, 2, 3, 4
+            ON CONFLICT ON CONSTRAINT event_daily_key
+            DO UPDATE SET reported = d.reported + excluded.reported, closed = d.closed + excluded.closed;
+          ELSIF TG_OP = 'DELETE' THEN
+            INSERT INTO event_daily AS d (day, town_id, class_code, source, reported, closed)
+            SELECT day, town_id, class_code, source, sum(r), sum(c) FROM (
+                SELECT dvmap_local_day(reported_at) AS day, town_id, class_code, source, -1 AS r, 0 AS c FROM old_rows
+                UNION ALL
+                SELECT dvmap_local_day(closed_at), town_id, class_code, source, 0, -1 FROM old_rows
+                 WHERE closed_at IS NOT NULL) x
+              GROUP BY 1, 2, 3, 4 HAVING sum(r) <> 0 OR sum(c) <> 0
+              ORDER BY 1, 2, 3, 4
+            ON CONFLICT ON CONSTRAINT event_daily_key
+            DO UPDATE SET reported = d.reported + excluded.reported, closed = d.closed + excluded.closed;
+          ELSE
+            INSERT INTO event_daily AS d (day, town_id, class_code, source, reported, closed)
+            SELECT day, town_id, class_code, source, sum(r), sum(c) FROM (
+                SELECT dvmap_local_day(reported_at) AS day, town_id, class_code, source, 1 AS r, 0 AS c FROM new_rows
+                UNION ALL
+                SELECT dvmap_local_day(closed_at), town_id, class_code, source, 0, 1 FROM new_rows
+                 WHERE closed_at IS NOT NULL
+                UNION ALL
+                SELECT dvmap_local_day(reported_at) AS day, town_id, class_code, source, -1 AS r, 0 AS c FROM old_rows
+                UNION ALL
+                SELECT dvmap_local_day(closed_at), town_id, class_code, source, 0, -1 FROM old_rows
+                 WHERE closed_at IS NOT NULL) x
+              GROUP BY 1, 2, 3, 4 HAVING sum(r) <> 0 OR sum(c) <> 0
+              ORDER BY 1, 2, 3, 4
+            ON CONFLICT ON CONSTRAINT event_daily_key
+            DO UPDATE SET reported = d.reported + excluded.reported, closed = d.closed + excluded.closed;
           END IF;
           PERFORM set_config('dvmap.scope', coalesce(caller_scope, ''), true);
           PERFORM set_config('dvmap.role', coalesce(caller_role, ''), true);
@@ -238,15 +259,15 @@ def upgrade() -> None:
         END
         $fn$;
 
-        CREATE TRIGGER event_daily_insert AFTER INSERT OR DELETE ON event
-            FOR EACH ROW EXECUTE FUNCTION dvmap_event_daily_trigger();
-        CREATE TRIGGER event_daily_update
-            AFTER UPDATE OF reported_at, closed_at, town_id, class_code, source ON event
-            FOR EACH ROW
-            WHEN (OLD.reported_at IS DISTINCT FROM NEW.reported_at OR OLD.closed_at IS DISTINCT FROM NEW.closed_at
-                  OR OLD.town_id IS DISTINCT FROM NEW.town_id OR OLD.class_code IS DISTINCT FROM NEW.class_code
-                  OR OLD.source IS DISTINCT FROM NEW.source)
-            EXECUTE FUNCTION dvmap_event_daily_trigger();
+        CREATE TRIGGER event_daily_insert AFTER INSERT ON event
+            REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION dvmap_event_daily_apply();
+        CREATE TRIGGER event_daily_update AFTER UPDATE ON event
+            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION dvmap_event_daily_apply();
+        CREATE TRIGGER event_daily_delete AFTER DELETE ON event
+            REFERENCING OLD TABLE AS old_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION dvmap_event_daily_apply();
 
         -- Full recomputation, set-based: after a bulk load with the triggers disabled,
         -- or to check the incremental counts (they must be equal).
@@ -276,7 +297,6 @@ def upgrade() -> None:
         END
         $fn$;
         REVOKE EXECUTE ON FUNCTION dvmap_event_daily_rebuild() FROM PUBLIC;
-        REVOKE EXECUTE ON FUNCTION dvmap_event_daily_add(timestamptz, timestamptz, integer, text, text, integer) FROM PUBLIC;
 
         ALTER TABLE event_daily ENABLE ROW LEVEL SECURITY;
         ALTER TABLE event_daily FORCE ROW LEVEL SECURITY;
@@ -309,8 +329,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP INDEX IF EXISTS event_unclosed_due_idx, event_reported_cover_idx, event_open_cover_idx")
-    op.execute("DROP TRIGGER IF EXISTS event_daily_insert ON event")
-    op.execute("DROP TRIGGER IF EXISTS event_daily_update ON event")
+    for trigger in ("event_daily_insert", "event_daily_update", "event_daily_delete"):
+        op.execute(f"DROP TRIGGER IF EXISTS {trigger} ON event")
     op.execute("DROP TABLE IF EXISTS event_daily, eval_manual_value, eval_indicator, eval_group CASCADE")
-    op.execute("DROP FUNCTION IF EXISTS dvmap_event_daily_rebuild(), dvmap_event_daily_trigger(),"
-               " dvmap_event_daily_add(timestamptz, timestamptz, integer, text, text, integer), dvmap_local_day(timestamptz), dvmap_eval_admin()")
+    op.execute("DROP FUNCTION IF EXISTS dvmap_event_daily_rebuild(), dvmap_event_daily_apply(),"
+               " dvmap_local_day(timestamptz), dvmap_eval_admin()")
