@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
-from datetime import datetime
 
 from dash import ALL, Input, Output, Patch, State, callback, clientside_callback, ctx, html, no_update
 
@@ -27,7 +25,6 @@ from geodata import bigscreen as bs
 from geodata import evaluation as ev
 from geodata.i18n import pick
 
-log = logging.getLogger(__name__)
 
 # -- component ids --------------------------------------------------------------------------
 ROOT = "bs-root"
@@ -192,6 +189,13 @@ def _data_patch(new_fig: dict) -> Patch:
 
 
 # -- local (carousel) card and ranking rows --------------------------------------------------------
+
+def area_title(places: dict | None, lang: str) -> str:
+    """Name of the carousel's first stop: the whole county, or the viewer's own area."""
+    if (places or {}).get("county_scope", True):
+        return pick("全县", "Whole county", lang)
+    return pick("本辖区", "My area", lang)
+
 
 def local_card(title: str, kpis: dict, lang: str) -> list:
     items = [
@@ -363,7 +367,7 @@ def tour(_n, step, places, lang):
     with session() as s:
         if step == 0:
             extent = places["county"]
-            card = local_card(pick("全县", "Whole county", lang), bs.kpis(s), lang)
+            card = local_card(area_title(places, lang), bs.kpis(s), lang)
             hideout["selected"] = None
             return ({"bounds": extent, "transition": "flyToBounds", "options": {"padding": [20, 20]}},
                     card, hideout, step)
@@ -399,7 +403,8 @@ def pause_tour(_clicks, disabled, lang):
 def recompute_ranking(_n, lang):
     """The slow tick (and right after the page loads): the evaluation ranking and the 7-day hotspots."""
     with session() as s:
-        result = ev.ranking(s)
+        with bs.planner(s, **bs.SERIAL):
+            result = ev.ranking(s)
         hot = bs.hotspots(s)
     payload = ranking_payload(result)
     return payload, formula_panel(payload["indicators"], lang, payload["period"]), hot
@@ -456,6 +461,24 @@ clientside_callback(
     Input(FORMULA_BTN, "n_clicks"),
     Input(FORMULA_CLOSE, "n_clicks"),
     State(FORMULA, "className"),
+    prevent_initial_call=True,
+)
+
+# Once the page has its final size, fit the map to the area again (the first fit can
+# run before the grid layout has sized the map).
+clientside_callback(
+    """function(scale, places) {
+        if (!places || !places.county) { return window.dash_clientside.no_update; }
+        return new Promise(function (resolve) {
+            setTimeout(function () {
+                ((window.dvmap || {}).maps || []).forEach(function (m) { m.invalidateSize(); });
+                resolve({bounds: places.county, transition: 'fitBounds', options: {padding: [20, 20], animate: false}});
+            }, 400);
+        });
+    }""",
+    Output(MAP, "viewport", allow_duplicate=True),
+    Input(SCALE, "data"),
+    State(TOWNS, "data"),
     prevent_initial_call=True,
 )
 

@@ -13,6 +13,7 @@ row-level security, which is cheap for them.
 """
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -25,6 +26,7 @@ from geodata.config import METRIC_SRID
 from geodata.events import indicators
 from geodata.workflow import OPEN, STATE_COLORS, STATE_LABELS, State
 
+log = logging.getLogger(__name__)
 CST = timezone(timedelta(hours=8))
 #: Days in the trend chart and the breakdowns.
 TREND_DAYS = 30
@@ -35,6 +37,12 @@ PULSE_MINUTES = 30
 #: Days and cell size (m) of the hotspot overlay.
 HOTSPOT_DAYS = 7
 HOTSPOT_CELL_M = 1000
+
+#: Planner settings of a refresh: it is a handful of aggregates over index ranges, for
+#: which starting parallel workers costs more than it saves — and on a busy server the
+#: workers queue behind other work (bench_bigscreen: about 3× slower at a million events).
+#: The benchmark empties it to measure the difference.
+SERIAL = {"max_parallel_workers_per_gather": "0"}
 
 # The open states as SQL literals (trusted constants from the workflow), so the
 # planner can match the partial index on open events.
@@ -120,10 +128,11 @@ def kpis(session: Session, *, now: datetime | None = None, village_ids: Sequence
     p = periods(now)
     # end just after now: a period is never empty, and "as of" stays now
     end = now + timedelta(microseconds=1)
-    today = indicators(session, p.day_start, end, village_ids, now=now)
-    month = indicators(session, p.month_start, end, village_ids, now=now)
-    with planner(session, enable_bitmapscan="off"):
-        row = _tile_counts(session, village_ids)
+    with planner(session, **SERIAL):
+        today = indicators(session, p.day_start, end, village_ids, now=now)
+        month = indicators(session, p.month_start, end, village_ids, now=now)
+        with planner(session, enable_bitmapscan="off"):
+            row = _tile_counts(session, village_ids)
     return {
         "events_today": today.reported,
         "events_month": month.reported,
@@ -155,6 +164,10 @@ def planner(session: Session, **settings: str):
     scan over a covering index is several times cheaper (the open count).
     """
     names = list(settings)
+    assert all(n.replace("_", "").isalpha() for n in names), names  # names go into the SQL text
+    if not names:
+        yield
+        return
     before = session.execute(text("SELECT " + ", ".join(f"current_setting('{n}')" for n in names))).one()
     session.execute(text("SELECT " + ", ".join(f"set_config('{n}', :v{i}, true)" for i, n in enumerate(names))),
                     {f"v{i}": v for i, v in enumerate(settings.values())})
@@ -405,7 +418,10 @@ def _gistar(session: Session, now: datetime, days: int, village_ids) -> dict | N
     flt = EventFilter.last_days(days, village_ids=tuple(village_ids or ()), now=now)
     try:
         result = gi_hotspots(session, flt, unit="h3", resolution=8, permutations=199, seed=42)
-    except AnalysisError:
+    except AnalysisError:   # too few events for Gi*: the plain cells say more
+        return None
+    except (TypeError, ValueError) as exc:   # another version of the analysis module: keep the screen up
+        log.warning("Gi* hotspots unavailable, drawing cell counts instead: %s", exc)
         return None
     features = []
     for f in result.features:

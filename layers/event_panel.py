@@ -247,6 +247,10 @@ def _action_label(action: str, lang: str) -> str:
         return pick("上报", "Reported", lang)
     if action == "note":
         return pick("备注", "Note", lang)
+    if action == "reroute":
+        return pick("网格调整改派", "Re-routed after a grid change", lang)
+    if action == "import":
+        return pick("历史导入", "Imported history", lang)
     try:
         return wf.label(wf.Action(action), lang)
     except ValueError:

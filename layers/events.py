@@ -2,7 +2,8 @@
 
 Colours come from geodata.workflow (one source for states); overdue open events get
 a red ring. Filters (state group, class, time window) are layer options, so they
-reuse the generic map callbacks.
+reuse the generic map callbacks. A clicked event opens the full event panel
+(layers/event_panel.py: details, route, photos, allowed actions, timeline).
 """
 from __future__ import annotations
 

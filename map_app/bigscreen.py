@@ -98,6 +98,8 @@ def serve_bigscreen(**query):
         villages = q.villages(s, (west - 0.01, south - 0.01, east + 0.01, north + 0.01), 11)
         outlines = q.base_outlines(s, 11)
         towns = bs.towns(s)
+        county_scope = bs.use_summary(s, None)
+    places = {"county": bounds, "towns": towns, "county_scope": county_scope}
     tiles = data["tiles"]
     figs = data["figures"]
     other = "zh" if lang == "en" else "en"
@@ -152,7 +154,7 @@ def serve_bigscreen(**query):
                    viewport={"bounds": bounds, "transition": "fitBounds", "options": {"padding": [20, 20]}},
                    zoomSnap=0.1, zoomControl=False, attributionControl=bool(tile_layers()), minZoom=8, maxZoom=16,
                    className="bs-leaflet"),
-            html.Div(cb.local_card(pick("全县", "Whole county", lang), snap_kpis, lang), id=cb.LOCAL,
+            html.Div(cb.local_card(cb.area_title(places, lang), snap_kpis, lang), id=cb.LOCAL,
                      className="bs-local"),
             _legend(lang),
         ], className="bs-map"),
@@ -184,7 +186,7 @@ def serve_bigscreen(**query):
         dcc.Store(id=cb.SCALE),
         dcc.Store(id=cb.LAST, data={"tiles": tiles, "digests": data["digests"]}),
         dcc.Store(id=cb.TOUR, data=0),
-        dcc.Store(id=cb.TOWNS, data={"county": bounds, "towns": towns}),
+        dcc.Store(id=cb.TOWNS, data=places),
         dcc.Store(id=cb.RANK_DATA),
         dcc.Store(id=cb.OPENED),
         dcc.Interval(id=cb.TICK, interval=timing["refresh"] * 1000),

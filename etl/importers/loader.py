@@ -24,7 +24,7 @@ from typing import Callable
 
 import shapely
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from etl.importers import crs as crsmod
 from etl.importers.archive import Limits
@@ -585,6 +585,16 @@ def run_import(path: str | Path, target: str, connection, *, scope: Scope = SYST
         report.status = "already_imported"
         report.id = None
         report.duplicate_of = None
+    except DBAPIError as exc:
+        tx.rollback()
+        # The grid topology trigger (migration 0006) refuses overlapping/outside grids
+        # at commit with SQLSTATE DG001–DG005: that is the data's fault, so a refusal.
+        state = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+        if not state.startswith("DG"):
+            return _failed(connection, report, scope, options, exc, outer)
+        detail = getattr(getattr(exc.orig, "diag", None), "message_primary", None) or str(exc.orig)
+        report.refuse("grid_topology", f"网格拓扑检查未通过:{detail}", f"Grid topology check failed: {detail}")
+        report.id = None
     except Exception as exc:
         tx.rollback()
         return _failed(connection, report, scope, options, exc, outer)
