@@ -220,3 +220,19 @@ def test_an_imported_custom_layer_appears_among_the_map_layers(world, tmp_path):
     assert len(fc["features"]) == len(INSIDE)
     assert {f["properties"]["名称"] for f in fc["features"]} == {f"站{i}" for i in range(len(INSIDE))}
     assert resolve("custom:nope", session) is None
+
+
+def test_overlapping_grids_are_refused_by_the_topology_check(world, tmp_path):
+    conn, _ = world
+    # The topology trigger is deferred to commit; the world's transaction never commits,
+    # so make it fire at once, as a real import's commit would.
+    conn.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
+    before = conn.execute(text("SELECT count(*) FROM grid WHERE valid_to IS NULL")).scalar()
+    a = shapely.box(120.40, 30.80, 120.46, 30.95)
+    b = shapely.box(120.45, 30.80, 120.50, 30.95)  # overlaps a by ~1 km
+    gj = samples.geojson(tmp_path / "overlap.geojson", [(a, {"网格编码": WEST_CODE + "011", "网格名称": "甲"}),
+                                                        (b, {"网格编码": WEST_CODE + "012", "网格名称": "乙"})])
+    report = run_import(gj, "grids", conn, options=_opts(tmp_path))
+    assert report.status == "refused" and report.reason_code == "grid_topology", (report.status, report.reason_code)
+    assert "网格拓扑" in report.message_zh and "topology" in report.message_en
+    assert conn.execute(text("SELECT count(*) FROM grid WHERE valid_to IS NULL")).scalar() == before
