@@ -97,14 +97,18 @@ def synthesize(owner_engine, n: int, days: float, seed: float) -> float:
 
 
 def _refresh(session, summary: bool | None):
+    """What one tick computes (geodata.bigscreen.refresh); ``summary=False``: charts from the events."""
     from geodata import bigscreen as bs
 
-    now = bs.db_now(session)
-    bs.kpis(session, now=now)
-    bs.trend(session, now=now, summary=summary)
-    bs.breakdown(session, now=now, summary=summary)
-    bs.live_events(session, now=now)
-    bs.alarm_sensors(session)
+    if summary is None:
+        return bs.refresh(session)
+    with bs.planner(session, **bs.SERIAL):
+        now = bs.db_now(session)
+        bs.kpis(session, now=now)
+        bs.trend(session, now=now, summary=summary)
+        bs.breakdown(session, now=now, summary=summary)
+        bs.live_events(session, now=now)
+        bs.alarm_sensors(session)
 
 
 def _session(owner_engine):

@@ -282,12 +282,12 @@ def ranking_payload(result: dict) -> dict:
 
 def refresh_data(s, lang: str, scale: float) -> dict:
     """Everything one tick shows, rendered, plus digests to compare with the last tick."""
-    now = bs.db_now(s)
-    snap = bs.snapshot(s, now=now)
-    layers = {"events": bs.live_events(s, now=now), "alarms": bs.alarm_sensors(s)}
+    tick = bs.refresh(s)
+    now, snap = tick["now"], tick["snapshot"]
+    layers = {"events": tick["events"], "alarms": tick["alarms"]}
     figs = figures(snap, lang, scale)
     return {
-        "now": now, "tiles": tile_texts(snap["kpis"]), "figures": figs, "layers": layers,
+        "now": now, "kpis": snap["kpis"], "tiles": tile_texts(snap["kpis"]), "figures": figs, "layers": layers,
         "digests": {**{k: _digest(f["data"]) for k, f in figs.items()}, **{k: _digest(v) for k, v in layers.items()}},
     }
 

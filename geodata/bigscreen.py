@@ -470,6 +470,21 @@ def snapshot(session: Session, *, now: datetime | None = None, village_ids: Sequ
     }
 
 
+def refresh(session: Session, *, now: datetime | None = None) -> dict:
+    """One tick of the big screen: :func:`snapshot` plus the live map layers, planned serially.
+
+    Returns
+    -------
+    dict
+        ``now``, ``snapshot`` (:func:`snapshot`), ``events`` (:func:`live_events`) and
+        ``alarms`` (:func:`alarm_sensors`).
+    """
+    with planner(session, **SERIAL):
+        now = now or db_now(session)
+        return {"now": now, "snapshot": snapshot(session, now=now), "events": live_events(session, now=now),
+                "alarms": alarm_sensors(session)}
+
+
 def refresh_settings() -> dict[str, Any]:
     """Refresh and carousel timings from the environment (seconds).
 
@@ -490,6 +505,7 @@ def refresh_settings() -> dict[str, Any]:
             "rank": read("DVMAP_BIGSCREEN_RANK_SECONDS", 300, 10)}
 
 
-__all__ = ["Periods", "periods", "db_now", "use_summary", "kpis", "trend", "breakdown", "live_events",
+__all__ = ["Periods", "periods", "db_now", "use_summary", "kpis", "trend", "breakdown", "live_events", "refresh",
+           "planner", "SERIAL",
            "alarm_sensors", "hotspots", "towns", "snapshot", "refresh_settings", "TREND_DAYS", "LIVE_HOURS",
            "PULSE_MINUTES", "HOTSPOT_DAYS", "HOTSPOT_CELL_M"]

@@ -91,7 +91,6 @@ def serve_bigscreen(**query):
     database = current_app.extensions["dvmap"]
     with database.session() as s:
         data = cb.refresh_data(s, lang, 1.0)
-        snap_kpis = bs.kpis(s, now=data["now"])
         bounds = q.scope_extent(s) or q.county_extent(s) or DEFAULT_BOUNDS
         county = q.county_info(s) or {"name": ""}
         (south, west), (north, east) = bounds
@@ -154,7 +153,7 @@ def serve_bigscreen(**query):
                    viewport={"bounds": bounds, "transition": "fitBounds", "options": {"padding": [20, 20]}},
                    zoomSnap=0.1, zoomControl=False, attributionControl=bool(tile_layers()), minZoom=8, maxZoom=16,
                    className="bs-leaflet"),
-            html.Div(cb.local_card(cb.area_title(places, lang), snap_kpis, lang), id=cb.LOCAL,
+            html.Div(cb.local_card(cb.area_title(places, lang), data["kpis"], lang), id=cb.LOCAL,
                      className="bs-local"),
             _legend(lang),
         ], className="bs-map"),

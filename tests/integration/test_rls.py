@@ -95,6 +95,12 @@ def _matches(pattern: dict, concrete) -> bool:
 
 def _expand(spec, layout_ids, value_for):
     raw = spec["id"]
+    if raw.startswith("{") and any(v == ["MATCH"] for v in json.loads(raw).values()):
+        # A forged request names components of another village's feature: fill the
+        # MATCH keys with its ids (the renderer sends MATCH items as a one-item list).
+        pattern = json.loads(raw)
+        concrete = {k: (forged_match_value(k) if v == ["MATCH"] else v) for k, v in pattern.items()}
+        return [{"id": concrete, "property": spec["property"], "value": value_for(concrete, spec["property"])}]
     if raw.startswith("{") and any(isinstance(v, list) for v in json.loads(raw).values()):
         pattern = json.loads(raw)
         concrete = [i for i in layout_ids if _matches(pattern, i)]
@@ -121,6 +127,13 @@ def _page_layout_as(app, username):
         return json.loads(to_json_plotly(serve_layout()))
 
 
+FORGED_MATCH: dict = {}
+
+
+def forged_match_value(key: str):
+    return FORGED_MATCH.get(key, 1)
+
+
 def _split_output(output: str):
     parts = output[2:-2].split("...") if output.startswith("..") else [output]
     specs = []
@@ -142,13 +155,16 @@ def other_village(owner_engine, demo_db):
         ids = {k: conn.execute(text(f"SELECT min(id) FROM {t} WHERE village_id = :v"), {"v": v["id"]}).scalar()
                for k, t in (("grids", "grid"), ("resources", "resource"), ("sensors", "sensor"))}
         grid_codes = [r[0] for r in conn.execute(text("SELECT code FROM grid WHERE village_id = :v"), {"v": v["id"]})]
+        grid_uid = conn.execute(text("SELECT uid::text FROM grid WHERE village_id = :v AND valid_to IS NULL LIMIT 1"),
+                                {"v": v["id"]}).scalar()
         sensor_codes = [r[0] for r in conn.execute(text("SELECT code FROM sensor WHERE village_id = :v LIMIT 50"),
                                                    {"v": v["id"]})]
-    return {**dict(v), "feature_ids": {**ids, "villages": v["id"], "population": v["id"]},
+    return {**dict(v), "grid_uid": grid_uid, "feature_ids": {**ids, "villages": v["id"], "population": v["id"]},
             "secrets": [v["name"], v["code"], *grid_codes, *sensor_codes]}
 
 
-def test_replaying_every_callback_with_another_villages_ids_reveals_nothing(pg, demo_db, other_village):
+def test_replaying_every_callback_with_another_villages_ids_reveals_nothing(pg, demo_db, other_village, owner_engine):
+    owner_engine_for_counts = owner_engine
     from map_app.app import create_app
 
     app = create_app(pg.app_url)
@@ -162,9 +178,12 @@ def test_replaying_every_callback_with_another_villages_ids_reveals_nothing(pg, 
     assert deps, "no callbacks?"
     ov = other_village
     bounds = [[ov["s"], ov["w"]], [ov["n"], ov["e"]]]
+    FORGED_MATCH.update(event=ov["feature_ids"].get("events") or 1)
 
     def value_for(cid, prop):
         name = cid.get("name") if isinstance(cid, dict) else cid
+        if isinstance(cid, dict) and cid.get("type") == "evt-field" and cid.get("field") == "grid":
+            return ov["grid_uid"]
         if isinstance(cid, dict) and cid.get("type") == "layer-option":
             return {"level": "grid", "metric": "total", "village": str(ov["id"])}.get(cid.get("key"))
         if prop == "clickData":
@@ -175,6 +194,15 @@ def test_replaying_every_callback_with_another_villages_ids_reveals_nothing(pg, 
             "viewport": None, "hideout": {}, "data": {} if name == "layer-keys" else ("zh" if name == "lang" else None),
         }.get(prop, str(ov["id"]) if name == "village-search" else None)
 
+    def writes_in_other_village():
+        with owner_engine_for_counts.begin() as conn:
+            apply_scope(conn, SYSTEM)
+            return conn.execute(text(
+                "SELECT (SELECT count(*) FROM event WHERE village_id = :v)"
+                " + (SELECT count(*) FROM event_history WHERE village_id = :v)"
+                " + (SELECT count(*) FROM grid WHERE village_id = :v)"), {"v": ov["id"]}).scalar()
+
+    before = writes_in_other_village()
     replayed = 0
     for dep in deps:
         if dep.get("clientside_function"):
@@ -182,8 +210,11 @@ def test_replaying_every_callback_with_another_villages_ids_reveals_nothing(pg, 
         inputs = [_expand(s, layout_ids, value_for) for s in dep["inputs"]]
         state = [_expand(s, layout_ids, value_for) for s in dep.get("state", [])]
         outs = [_expand(s, layout_ids, lambda *_: None) for s in _split_output(dep["output"])]
-        outs = [[{"id": o["id"], "property": o["property"]} for o in x] if isinstance(x, list)
-                else {"id": x["id"], "property": x["property"]} for x in outs]
+        # Outputs: ALL patterns are lists; a MATCH output names one component.
+        outs = [{"id": x[0]["id"], "property": x[0]["property"]} if isinstance(x, list) and '"MATCH"' in spec["id"]
+                else [{"id": o["id"], "property": o["property"]} for o in x] if isinstance(x, list)
+                else {"id": x["id"], "property": x["property"]}
+                for x, spec in zip(outs, _split_output(dep["output"]))]
         for trig in dep["inputs"]:
             body = {
                 "output": dep["output"], "outputs": outs if len(outs) > 1 or dep["output"].startswith("..") else outs[0],
@@ -202,3 +233,4 @@ def test_replaying_every_callback_with_another_villages_ids_reveals_nothing(pg, 
             assert not leaked, f"{dep['output']} returned {leaked[:3]} of another village"
             replayed += 1
     assert replayed >= len([d for d in deps if not d.get("clientside_function")])
+    assert writes_in_other_village() == before, "a forged callback wrote into another village"

@@ -236,6 +236,16 @@ def upgrade() -> None:
               ORDER BY 1, 2, 3, 4
             ON CONFLICT ON CONSTRAINT event_daily_key
             DO UPDATE SET reported = d.reported + excluded.reported, closed = d.closed + excluded.closed;
+
+            -- keys that fell to zero go, so the table holds only what exists (and a town
+            -- without events can be deleted)
+            DELETE FROM event_daily d
+             USING (SELECT dvmap_local_day(reported_at) AS day, town_id, class_code, source FROM old_rows
+                    UNION
+                    SELECT dvmap_local_day(closed_at), town_id, class_code, source FROM old_rows
+                     WHERE closed_at IS NOT NULL) k
+             WHERE d.reported = 0 AND d.closed = 0 AND d.day = k.day AND d.town_id IS NOT DISTINCT FROM k.town_id
+               AND d.class_code = k.class_code AND d.source = k.source;
           ELSE
             INSERT INTO event_daily AS d (day, town_id, class_code, source, reported, closed)
             SELECT day, town_id, class_code, source, sum(r), sum(c) FROM (
@@ -252,6 +262,16 @@ def upgrade() -> None:
               ORDER BY 1, 2, 3, 4
             ON CONFLICT ON CONSTRAINT event_daily_key
             DO UPDATE SET reported = d.reported + excluded.reported, closed = d.closed + excluded.closed;
+
+            -- keys that fell to zero go, so the table holds only what exists (and a town
+            -- without events can be deleted)
+            DELETE FROM event_daily d
+             USING (SELECT dvmap_local_day(reported_at) AS day, town_id, class_code, source FROM old_rows
+                    UNION
+                    SELECT dvmap_local_day(closed_at), town_id, class_code, source FROM old_rows
+                     WHERE closed_at IS NOT NULL) k
+             WHERE d.reported = 0 AND d.closed = 0 AND d.day = k.day AND d.town_id IS NOT DISTINCT FROM k.town_id
+               AND d.class_code = k.class_code AND d.source = k.source;
           END IF;
           PERFORM set_config('dvmap.scope', coalesce(caller_scope, ''), true);
           PERFORM set_config('dvmap.role', coalesce(caller_role, ''), true);
