@@ -163,7 +163,7 @@ def measure(owner_engine, label: str, n_events: int) -> list[dict]:
                      note="events.indicators today + month, open/sensor/population counts"))
     rows.append(dict(name=f"  town carousel KPIs, {label}", value=median(local), baseline=median(kpi), unit="ms",
                      note=f"{town['name']} ({len(town['village_ids'])} villages) vs the county's tiles"))
-    rows.append(dict(name=f"  hotspot cells 7 d, {label}", value=median(hot), baseline=None, unit="ms",
+    rows.append(dict(name=f"  hotspots 7 d, {label}", value=median(hot), baseline=None, unit="ms",
                      note="Gi* (geodata.analysis) or 1 km cells, on the ranking's slow tick"))
     rows.append(dict(name=f"  ranking (quarter), {label}", value=median(rank), baseline=None, unit="ms",
                      note="137 villages, every DVMAP_BIGSCREEN_RANK_SECONDS (300 s)"))
