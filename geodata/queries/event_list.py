@@ -12,25 +12,18 @@ from typing import Sequence
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geodata.workflow import CLOSED
+from geodata.queries import events_map
 
-#: State groups the table filters by (the map layer uses the same names).
-STATE_GROUPS = ("open", "overdue", "closed", "all")
+#: State groups the table filters by: the map layer's, with the same conditions.
+STATE_GROUPS = events_map.STATE_GROUPS
 #: Most rows the table receives; it pages and sorts them in the browser.
 TABLE_CAP = 2000
 
 
 def _where(state_group: str, class_code: str | None, start: datetime | None, end: datetime | None,
            village_id: int | None) -> tuple[str, dict]:
-    if state_group not in STATE_GROUPS:
-        raise ValueError(f"unknown state group {state_group!r}")
-    where, params = ["TRUE"], {"closed": [s.value for s in CLOSED]}
-    if state_group == "open":
-        where.append("e.state <> ALL (:closed)")
-    elif state_group == "overdue":
-        where.append("e.state <> ALL (:closed) AND e.due_at < now()")
-    elif state_group == "closed":
-        where.append("e.state = ANY (:closed)")
+    condition, params = events_map.state_condition(state_group)
+    where = [condition]
     if class_code:
         where.append("e.class_code = :class_code")
         params["class_code"] = class_code

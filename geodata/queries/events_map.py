@@ -12,23 +12,37 @@ from sqlalchemy.orm import Session
 from geodata.queries.layers import BBox, _bbox_params, _fc
 from geodata.workflow import CLOSED
 
-STATE_GROUPS = ("open", "overdue", "closed", "all")
+#: SQL condition of each state group (``:closed`` = the workflow's CLOSED states);
+#: the map layer and the events table filter the same way.
+STATE_CONDITIONS = {
+    "open": "e.state <> ALL (:closed)",
+    "overdue": "e.state <> ALL (:closed) AND e.due_at < now()",
+    "closed": "e.state = ANY (:closed)",
+    "all": "TRUE",
+}
+STATE_GROUPS = tuple(STATE_CONDITIONS)
+
+
+def state_condition(state_group: str) -> tuple[str, dict]:
+    """SQL condition and parameters selecting events of ``state_group``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown group.
+    """
+    if state_group not in STATE_CONDITIONS:
+        raise ValueError(f"unknown state group {state_group!r}")
+    return STATE_CONDITIONS[state_group], {"closed": [s.value for s in CLOSED]}
 
 
 def _filters(state_group: str, class_code: str | None, days: int) -> tuple[str, dict]:
-    if state_group not in STATE_GROUPS:
-        raise ValueError(f"unknown state group {state_group!r}")
+    condition, state_params = state_condition(state_group)
     days = int(days)
     if not 1 <= days <= 3660:
         raise ValueError(f"days out of range: {days}")
-    closed = [s.value for s in CLOSED]
-    where = ["e.reported_at >= now() - make_interval(days => :days)"]
-    if state_group == "open":
-        where.append("e.state <> ALL (:closed)")
-    elif state_group == "overdue":
-        where.append("e.state <> ALL (:closed) AND e.due_at < now()")
-    elif state_group == "closed":
-        where.append("e.state = ANY (:closed)")
+    closed = state_params["closed"]
+    where = ["e.reported_at >= now() - make_interval(days => :days)", condition]
     if class_code:
         where.append("e.class_code = :class_code")
     return " AND ".join(where), {"days": days, "closed": closed, "class_code": class_code}
