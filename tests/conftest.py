@@ -111,3 +111,16 @@ def scalar(engine, sql: str, **params):
     with engine.begin() as conn:
         apply_scope(conn, SYSTEM)
         return conn.execute(text(sql), params).scalar()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Run unit, then integration, then browser tests.
+
+    Browser tests drive the app as people do and commit what they do (grids drawn,
+    events reported), so they go last: the integration tests before them can count
+    the demo county exactly. Within a folder the order stays as collected.
+    """
+    from pathlib import Path
+
+    rank = {"unit": 0, "integration": 1, "browser": 2}
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).parent.name, 1))
