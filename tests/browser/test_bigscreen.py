@@ -190,7 +190,7 @@ def test_formula_on_demand_and_a_village_click_opens_its_view(live_app, browser,
     try:
         assert not page.locator("#bs-formula").is_visible()
         page.click("#bs-formula-btn")
-        page.wait_for_selector("#bs-formula.bs-open .bs-formula-table", timeout=10_000)
+        page.wait_for_selector("#bs-formula.bs-open .bs-formula-table", timeout=30_000)
         body = page.locator("#bs-formula").inner_text()
         for words in ("治理效能", "40%", "网格事件处置率", "15%", "民生福祉", "35%", "社会协同", "创新突破", "Σ"):
             assert words in body

@@ -160,7 +160,8 @@ def test_grid_manager_deletes_draws_snaps_saves_edits_and_splits(live_app, page,
     page.wait_for_selector(".ge-check.ge-error[data-code=overlap]", timeout=15_000)
     assert page.locator("path.ge-overlap").count() >= 1          # highlighted in red on the map
     assert page.locator("path.ge-overlap-mark").count() >= 1
-    assert page.locator(".ge-vertex").count() == len(corners)
+    # The vertex handles are redrawn after each validation: wait for them, then count.
+    page.wait_for_function(f"document.querySelectorAll('.ge-vertex').length === {len(corners)}", timeout=15_000)
     assert page.is_disabled("#grid-btn-save")
     shot(page, "grid-04-overlap-warning")
 

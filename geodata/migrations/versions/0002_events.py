@@ -418,6 +418,9 @@ def upgrade() -> None:
     # or transaction.)
     op.execute(
         """
+        -- Each ST_Intersects is paired with an explicit `&&`: under row-level security only
+        -- leakproof operators may use an index, and ST_Intersects itself is not one.
+
         CREATE FUNCTION dvmap_route_event(lon double precision, lat double precision,
                                           subclass text, boundary_m double precision)
         RETURNS TABLE (inside_county boolean, village_id integer, town_id integer,
@@ -438,17 +441,17 @@ def upgrade() -> None:
             SELECT gr.id, gr.uid, gr.village_id, pe.id AS worker_id
               FROM grid gr CROSS JOIN p
               LEFT JOIN person pe ON pe.id = gr.worker_id AND pe.active
-             WHERE gr.valid_to IS NULL AND ST_Intersects(gr.geom, p.geom)
+             WHERE gr.valid_to IS NULL AND gr.geom && p.geom AND ST_Intersects(gr.geom, p.geom)
              ORDER BY gr.id LIMIT 1
           ), v AS (
             SELECT vv.id, vv.town_id FROM village vv CROSS JOIN p
              WHERE vv.id = (SELECT g.village_id FROM g)
-                OR (NOT EXISTS (SELECT 1 FROM g) AND ST_Intersects(vv.geom, p.geom))
+                OR (NOT EXISTS (SELECT 1 FROM g) AND vv.geom && p.geom AND ST_Intersects(vv.geom, p.geom))
              ORDER BY vv.id LIMIT 1
           ), t AS (
             SELECT coalesce((SELECT v.town_id FROM v),
                             (SELECT tt.id FROM town tt CROSS JOIN p
-                              WHERE ST_Intersects(tt.geom, p.geom) ORDER BY tt.id LIMIT 1)) AS id
+                              WHERE tt.geom && p.geom AND ST_Intersects(tt.geom, p.geom) ORDER BY tt.id LIMIT 1)) AS id
           ), near AS (
             -- other current grids within boundary_m metres: a bbox prefilter on the GiST
             -- index (degrees of longitude shrink with cos(lat); 20 % margin), then the
@@ -466,7 +469,7 @@ def upgrade() -> None:
                         ELSE near.uids END AS uids
               FROM near
           )
-          SELECT EXISTS (SELECT 1 FROM county c CROSS JOIN p WHERE ST_Intersects(c.geom, p.geom)),
+          SELECT EXISTS (SELECT 1 FROM county c CROSS JOIN p WHERE c.geom && p.geom AND ST_Intersects(c.geom, p.geom)),
                  (SELECT v.id FROM v),
                  (SELECT t.id FROM t),
                  (SELECT g.id FROM g),
