@@ -39,12 +39,17 @@ def _register_callbacks() -> None:
         import callbacks.events  # noqa: F401  (report form, event actions, table)
         import callbacks.sensors  # noqa: F401  (live sensor statuses and counters)
 
-        _CALLBACKS = (list(_callback.GLOBAL_CALLBACK_LIST), dict(_callback.GLOBAL_CALLBACK_MAP))
+        # Clientside callbacks also leave their JS in GLOBAL_INLINE_SCRIPTS: keep it too.
+        _CALLBACKS = (list(_callback.GLOBAL_CALLBACK_LIST), dict(_callback.GLOBAL_CALLBACK_MAP),
+                      list(_callback.GLOBAL_INLINE_SCRIPTS))
         return
     for item in _CALLBACKS[0]:
         if item not in _callback.GLOBAL_CALLBACK_LIST:
             _callback.GLOBAL_CALLBACK_LIST.append(item)
     _callback.GLOBAL_CALLBACK_MAP.update(_CALLBACKS[1])
+    for script in _CALLBACKS[2]:
+        if script not in _callback.GLOBAL_INLINE_SCRIPTS:
+            _callback.GLOBAL_INLINE_SCRIPTS.append(script)
 
 
 def _persistent_secret(data_dir: Path) -> str:
