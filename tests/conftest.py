@@ -23,9 +23,11 @@ class TestDatabase:
     name: str
 
 
-@pytest.fixture(scope="session")
-def pg() -> TestDatabase:
-    """A migrated, empty test database on a real PostgreSQL + PostGIS."""
+def make_test_database(prefix: str):
+    """Generator: a migrated, empty database ``<prefix>_<pid>`` on a real PostgreSQL + PostGIS.
+
+    With DATABASE_URL set, that server's database is used (and shared) instead.
+    """
     from geodata import migrate
     from geodata.cluster import ClusterError, LocalCluster
 
@@ -41,7 +43,7 @@ def pg() -> TestDatabase:
             cluster.start()
         except ClusterError as exc:
             pytest.fail(f"PostGIS could not be started: {exc}", pytrace=False)
-        name = f"dvmap_test_{os.getpid()}"
+        name = f"{prefix}_{os.getpid()}"
         cluster.drop_database(name)
         cluster.ensure_database(name)
         created = (cluster, name)
@@ -56,33 +58,48 @@ def pg() -> TestDatabase:
         created[0].drop_database(created[1])
 
 
-@pytest.fixture(scope="session")
-def owner_engine(pg):
+def make_engine_for(url: str):
+    """Generator: an engine for ``url``, disposed afterwards."""
     from geodata.db import make_engine
 
-    engine = make_engine(pg.owner_url)
+    engine = make_engine(url)
     yield engine
     engine.dispose()
+
+
+def load_demo_county(db: TestDatabase) -> dict:
+    """Load the demo county (seed 42) and the demo accounts into ``db`` once."""
+    from etl.demo_accounts import ensure_demo_accounts
+    from etl.demo_county import DemoAlreadyLoaded, load_demo
+
+    try:
+        summary = load_demo(db.owner_url, seed=42)
+    except DemoAlreadyLoaded:  # an external database loaded by an earlier run
+        summary = {}
+    summary["accounts"] = ensure_demo_accounts(db.owner_url)
+    return summary
+
+
+@pytest.fixture(scope="session")
+def pg() -> TestDatabase:
+    """A migrated, empty test database on a real PostgreSQL + PostGIS."""
+    yield from make_test_database("dvmap_test")
+
+
+@pytest.fixture(scope="session")
+def owner_engine(pg):
+    yield from make_engine_for(pg.owner_url)
 
 
 @pytest.fixture(scope="session")
 def app_engine(pg):
-    from geodata.db import make_engine
-
-    engine = make_engine(pg.app_url)
-    yield engine
-    engine.dispose()
+    yield from make_engine_for(pg.app_url)
 
 
 @pytest.fixture(scope="session")
 def demo_db(pg):
     """The test database with the demo county (seed 42) loaded once."""
-    from etl.demo_accounts import ensure_demo_accounts
-    from etl.demo_county import load_demo
-
-    summary = load_demo(pg.owner_url, seed=42)
-    summary["accounts"] = ensure_demo_accounts(pg.owner_url)
-    return summary
+    return load_demo_county(pg)
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import load_demo_county, make_engine_for, make_test_database
+
 CHROMIUM = os.environ.get("DVMAP_CHROMIUM", "/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
@@ -27,69 +29,22 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def pg():
-    import os
-
-    from geodata import migrate
-    from geodata.cluster import ClusterError, LocalCluster
-    from geodata.config import get_settings
-    from tests.conftest import TestDatabase
-
-    settings = get_settings()
-    if settings.database_url:  # an external server: share its database
-        from geodata.db import normalise_url, owner_url
-
-        db = TestDatabase(owner_url(settings), normalise_url(settings.database_url), None, "external")
-        migrate.upgrade(db.owner_url)
-        yield db
-        return
-    cluster = LocalCluster(settings)
-    try:
-        cluster.start()
-    except ClusterError as exc:
-        pytest.fail(f"PostGIS could not be started: {exc}", pytrace=False)
-    name = f"dvmap_test_browser_{os.getpid()}"
-    cluster.drop_database(name)
-    cluster.ensure_database(name)
-    urls = cluster.urls(name)
-    db = TestDatabase(urls.owner, urls.app, urls.superuser, name)
-    migrate.upgrade(db.owner_url)
-    yield db
-    if not os.environ.get("DVMAP_KEEP_TEST_DB"):
-        from sqlalchemy.orm import close_all_sessions
-
-        close_all_sessions()
-        cluster.drop_database(name)
+    yield from make_test_database("dvmap_test_browser")
 
 
 @pytest.fixture(scope="session")
 def demo_db(pg):
-    from etl.demo_accounts import ensure_demo_accounts
-    from etl.demo_county import DemoAlreadyLoaded, load_demo
-
-    try:
-        summary = load_demo(pg.owner_url, seed=42)
-    except DemoAlreadyLoaded:  # an external database loaded before
-        summary = {}
-    summary["accounts"] = ensure_demo_accounts(pg.owner_url)
-    return summary
+    return load_demo_county(pg)
 
 
 @pytest.fixture(scope="session")
 def owner_engine(pg):
-    from geodata.db import make_engine
-
-    engine = make_engine(pg.owner_url)
-    yield engine
-    engine.dispose()
+    yield from make_engine_for(pg.owner_url)
 
 
 @pytest.fixture(scope="session")
 def app_engine(pg):
-    from geodata.db import make_engine
-
-    engine = make_engine(pg.app_url)
-    yield engine
-    engine.dispose()
+    yield from make_engine_for(pg.app_url)
 
 
 def _free_port() -> int:
