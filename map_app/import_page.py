@@ -366,31 +366,24 @@ def _export_guard():
 def export_one(layer: str, fmt: str):
     if fmt not in FORMATS:
         abort(404)
-    database = current_app.extensions["dvmap"]
-    workdir = Path(tempfile.mkdtemp(prefix="dvmap-export-"))
-    out = workdir / f"{layer}{FORMATS[fmt]}"
-    try:
-        with database.session() as s:
-            export_layer(s, layer, fmt, out)
-    except ExportError as exc:
-        shutil.rmtree(workdir, ignore_errors=True)
-        return jsonify(error=str(exc)), 404
-    except Exception:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise
-    return _send(out, workdir, out.name, MEDIA_TYPES[fmt])
+    return _export(f"{layer}{FORMATS[fmt]}", fmt, lambda s, out: export_layer(s, layer, fmt, out))
 
 
 @export_bp.get("/village/<code>.<fmt>")
 def export_village_file(code: str, fmt: str):
     if fmt not in ("gpkg", "html") or not re.fullmatch(r"[0-9]{12}", code):
         abort(404)
+    return _export(f"{code}.{fmt}", fmt, lambda s, out: export_village(s, code, fmt, out))
+
+
+def _export(filename: str, fmt: str, write):
+    """Write a file with the request's scoped session into a temporary folder and send it."""
     database = current_app.extensions["dvmap"]
     workdir = Path(tempfile.mkdtemp(prefix="dvmap-export-"))
-    out = workdir / f"{code}.{fmt}"
+    out = workdir / filename
     try:
         with database.session() as s:
-            export_village(s, code, fmt, out)
+            write(s, out)
     except ExportError as exc:
         shutil.rmtree(workdir, ignore_errors=True)
         return jsonify(error=str(exc)), 404

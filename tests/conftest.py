@@ -102,16 +102,13 @@ def demo_db(pg):
     return load_demo_county(pg)
 
 
-@pytest.fixture
-def db_session(app_engine, demo_db):
-    """A county-scoped app session inside a transaction rolled back afterwards."""
-    from geodata.db import SYSTEM, ScopedSession
+def rolled_back_session(engine):
+    """Generator: a county-scoped app session in a transaction rolled back afterwards."""
+    from geodata.db import SYSTEM, ScopedSession, apply_scope
 
-    conn = app_engine.connect()
+    conn = engine.connect()
     trans = conn.begin()
     session = ScopedSession(bind=conn, join_transaction_mode="create_savepoint", info={"scope": SYSTEM})
-    from geodata.db import apply_scope
-
     apply_scope(conn, SYSTEM)
     try:
         yield session
@@ -119,6 +116,12 @@ def db_session(app_engine, demo_db):
         session.close()
         trans.rollback()
         conn.close()
+
+
+@pytest.fixture
+def db_session(app_engine, demo_db):
+    """A county-scoped app session inside a transaction rolled back afterwards."""
+    yield from rolled_back_session(app_engine)
 
 
 def scalar(engine, sql: str, **params):

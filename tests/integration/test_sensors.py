@@ -14,6 +14,7 @@ from geodata import events as ev
 from geodata import sensors as sn
 from geodata.db import SYSTEM, Scope, ScopedSession, apply_scope, make_engine, make_sessionmaker, scoped
 from map_app.sensor_api import init_sensor_api
+from tests.conftest import rolled_back_session
 from tests.integration.event_world import build_world, destroy_world
 from tests.integration.sensor_world import add_sensor, remove_sensors, scalar
 
@@ -46,16 +47,7 @@ def world(owner_engine):
 @pytest.fixture
 def s(app_engine, world):
     """A county-scope app session whose work is rolled back after the test."""
-    conn = app_engine.connect()
-    trans = conn.begin()
-    session = ScopedSession(bind=conn, join_transaction_mode="create_savepoint", info={"scope": SYSTEM})
-    apply_scope(conn, SYSTEM)
-    try:
-        yield session
-    finally:
-        session.close()
-        trans.rollback()
-        conn.close()
+    yield from rolled_back_session(app_engine)
 
 
 def now(s):
