@@ -48,6 +48,9 @@ db: setup
 
 demo: setup
 	$(DVMAP) demo-data
+	@# 180 days of demo events taken through the loop (idempotent): the map, the event
+	@# table and the big screen open on a county with a history, not an empty one.
+	$(DVMAP) bigscreen-demo
 	$(DVMAP) sensors broker start
 	@echo; echo "Open http://127.0.0.1:$${DVMAP_PORT:-8050}"; echo
 	@# Sensors: the ingest worker and the simulator run beside the app and stop with it;
@@ -63,6 +66,7 @@ test: setup
 
 bench: setup
 	$(DVMAP) demo-data
+	$(DVMAP) bigscreen-demo
 	$(BIN)/python -m bench $(BENCH)
 
 clean:

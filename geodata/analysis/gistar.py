@@ -19,7 +19,8 @@ row-standardised (each row of the binary matrix divided by its sum, so
 Pseudo p-values come from conditional randomisation: for each cell, ``y_i`` stays and
 its ``k_i`` neighbours' values are replaced by ``k_i`` values drawn without
 replacement from the other ``n - 1`` cells. As in esda, one table of draws (seeded)
-is shared by all cells, so a run is reproducible; the p-value is "directed"
+is shared by all cells, so a run is reproducible (``draws="esda"`` makes that table
+from esda's own random stream, and the p-values then match esda's one to one); the p-value is "directed"
 (the smaller tail): ``(min(#≥, #≤) + 1) / (P + 1)``. Without ties this is exactly
 esda's value; with ties (counts!) esda's ``P − #≥`` makes an empty cell among empty
 neighbours look "extreme", so here ties count in both tails.
@@ -198,6 +199,7 @@ class GiStarResult:
     fdr: bool
     thresholds: dict = field(default_factory=dict)
     islands: int = 0
+    draws: str = "fast"
 
 
 def _observed(y: np.ndarray, w: sparse.csr_matrix):
@@ -213,22 +215,61 @@ def _observed(y: np.ndarray, w: sparse.csr_matrix):
     return gs, expected, var_g, z
 
 
-def permutation_ids(n: int, k: int, permutations: int, seed: int) -> np.ndarray:
-    """``permutations`` rows of ``k`` distinct indices drawn from ``range(n - 1)``.
+#: How the table of draws is made: ``fast`` (NumPy's PCG64, default) or ``esda``
+#: (the legacy Mersenne-Twister stream esda uses, to reproduce its pseudo p-values).
+DRAWS = ("fast", "esda")
 
-    The legacy Mersenne-Twister stream (``RandomState(seed).choice(..., replace=False)``),
-    the same draws as esda's conditional randomisation without numba, so the pseudo
-    p-values of both can be compared one to one.
+
+def permutation_ids(n: int, k: int, permutations: int, seed: int, draws: str = "fast") -> np.ndarray:
+    """``permutations`` rows of ``k`` distinct indices drawn uniformly from ``range(n - 1)``.
+
+    Parameters
+    ----------
+    n, k, permutations : int
+        Cells, draws per row (the largest neighbour count) and rows.
+    seed : int
+        Same seed, same table.
+    draws : {'fast', 'esda'}
+        ``esda``: the legacy Mersenne-Twister stream (``RandomState(seed)``, one
+        ``choice(n - 1, k, replace=False)`` per row, which is ``permutation(n - 1)[:k]``),
+        the draws of esda's conditional randomisation without numba, so the pseudo
+        p-values of both agree one to one. It shuffles all ``n - 1`` indices per row.
+        ``fast``: the same distribution (every ordered k-tuple of distinct indices equally
+        likely) from PCG64 in O(k) per row — i.i.d. draws, rows with a repeat drawn again.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(permutations, k)`` int64.
     """
-    rs = np.random.RandomState(seed)
-    out = np.empty((permutations, k), dtype=np.int64)
-    for r in range(permutations):
-        out[r] = rs.choice(n - 1, size=k, replace=False)
-    return out
+    if draws == "esda":
+        rs = np.random.RandomState(seed)
+        out = np.empty((permutations, k), dtype=np.int64)
+        base = np.arange(n - 1)
+        for r in range(permutations):
+            a = base.copy()
+            rs.shuffle(a)  # what choice(n - 1, k, replace=False) does, without its checks
+            out[r] = a[:k]
+        return out
+    if draws != "fast":
+        raise ValueError(f"draws must be one of {DRAWS}")
+    rng = np.random.default_rng(seed)
+    m = n - 1
+    if k * k > m:
+        # Repeats would be common (birthday bound): rank random keys instead, O(m) per row.
+        return np.argsort(rng.random((permutations, m)), axis=1)[:, :k].astype(np.int64)
+    out = rng.integers(0, m, size=(permutations, k), dtype=np.int64)
+    while True:
+        srt = np.sort(out, axis=1)
+        bad = np.flatnonzero((srt[:, 1:] == srt[:, :-1]).any(axis=1))
+        if not bad.size:
+            return out
+        # Redrawing a whole row keeps each row uniform over tuples of distinct indices.
+        out[bad] = rng.integers(0, m, size=(bad.size, k), dtype=np.int64)
 
 
 def _pseudo_p(y: np.ndarray, w: sparse.csr_matrix, gs: np.ndarray, permutations: int, seed: int,
-              progress=None, chunk_elems: int = 4_000_000) -> np.ndarray:
+              progress=None, chunk_elems: int = 4_000_000, draws: str = "fast") -> np.ndarray:
     n = y.size
     total = y.sum()
     self_w = w.diagonal()
@@ -239,15 +280,84 @@ def _pseudo_p(y: np.ndarray, w: sparse.csr_matrix, gs: np.ndarray, permutations:
     kmax = int(card.max()) if n else 0
     if kmax == 0:
         return np.ones(n)
-    ids = permutation_ids(n, kmax, permutations, seed)             # (P, kmax)
-    # Each row's neighbour weights, left-aligned and zero-padded to kmax.
-    wpad = np.zeros((n, kmax))
-    pos = np.arange(off.nnz) - np.repeat(off.indptr[:-1], card)
-    wpad[np.repeat(np.arange(n), card), pos] = off.data
+    ids = permutation_ids(n, kmax, permutations, seed, draws)      # (P, kmax)
     # Compare numerators, not ratios, with a tiny tolerance: equal sums of counts are
     # exact ties and must count as "at least as large" whatever the rounding.
     observed_num = gs * total
     eps = 1e-9 * np.maximum(np.abs(observed_num), 1e-300)
+    # Binary and row-standardised weights are uniform within a row (w_ij = w_i): then
+    # a permuted numerator is w_i · (sum of the first k_i drawn values) + w_ii y_i.
+    wrow = np.zeros(n)
+    has = card > 0
+    wrow[has] = off.data[off.indptr[:-1][has]]
+    if draws == "fast" and np.array_equal(off.data, np.repeat(wrow, card)):
+        at_least, at_most = _tails_sorted(y, ids, card, wrow, self_w * y, observed_num, eps, progress)
+    else:
+        at_least, at_most = _tails_general(y, ids, off, card, kmax, self_w, observed_num, eps,
+                                           chunk_elems, progress)
+    # The smaller tail. Without ties (continuous data) at_most = P - at_least, which is
+    # esda's "directed" value; with ties (counts: an empty cell among empty neighbours
+    # equals most of its permutations) esda's P - at_least would call the cell extreme,
+    # so ties count in both tails here.
+    p = (np.minimum(at_least, at_most) + 1.0) / (permutations + 1.0)
+    p[card == 0] = 1.0  # an island has no neighbours to permute: never significant
+    return p
+
+
+def _tails_sorted(y, ids, card, wrow, base, observed_num, eps, progress):
+    """Tail counts for equal weights within each row, by sorting instead of gathering.
+
+    Row i must draw from the other n − 1 cells. Here draw j stands for cell j, except
+    that j = i stands for cell n − 1 (a fixed bijection per row, so the draws stay
+    uniform). Then row i's sum of its first c draws is the row-independent
+    ``S_c[p] = Σ_{k<c} y[ids[p, k]]``, corrected by ``y[n−1] − y[i]`` in the few
+    permutations that drew i itself. Counting ``w_i S + b_i ≥ t_i`` over p is a binary
+    search in the sorted ``S_c``; the corrections (at most P·k of them) are added after.
+    O(P·k + P log P) instead of a (cells × P × k) gather.
+    """
+    n = y.size
+    permutations, kmax = ids.shape
+    at_least = np.zeros(n, dtype=np.int64)
+    at_most = np.zeros(n, dtype=np.int64)
+    csum = np.cumsum(y[ids], axis=1)                    # csum[p, c-1] = S_c[p]
+    has = card > 0
+    w = np.where(has, wrow, 1.0)
+    # thresholds on S: w_i S + b_i ≥ obs_i − eps_i  ⇔  S ≥ lo_i  (w_i > 0)
+    lo = (observed_num - eps - base) / w
+    hi = (observed_num + eps - base) / w
+    done = 0
+    for c in np.unique(card[has]):
+        rows = np.flatnonzero(card == c)
+        s_c = np.sort(csum[:, c - 1])
+        at_least[rows] = permutations - np.searchsorted(s_c, lo[rows], side="left")
+        at_most[rows] = np.searchsorted(s_c, hi[rows], side="right")
+        done += rows.size
+        if progress is not None:
+            progress(done, n)
+    # Permutations whose first card_i draws include i itself: swap y[i] for y[n−1].
+    p_idx, k_idx = np.nonzero(np.arange(kmax)[None, :] < card[ids])
+    i_idx = ids[p_idx, k_idx]
+    s_old = csum[p_idx, card[i_idx] - 1]
+    s_new = s_old + (y[-1] - y[i_idx])
+    at_least += np.bincount(i_idx, weights=(s_new >= lo[i_idx]).astype(float) - (s_old >= lo[i_idx]),
+                            minlength=n).astype(np.int64)
+    at_most += np.bincount(i_idx, weights=(s_new <= hi[i_idx]).astype(float) - (s_old <= hi[i_idx]),
+                           minlength=n).astype(np.int64)
+    return at_least, at_most
+
+
+def _tails_general(y, ids, off, card, kmax, self_w, observed_num, eps, chunk_elems, progress):
+    """Tail counts for any weights: gather every cell's permuted neighbours (cells × P × k).
+
+    Draw j stands for cell j below i and for cell j + 1 from i on, as in esda, so with
+    esda's draws the counts are esda's.
+    """
+    n = y.size
+    permutations = ids.shape[0]
+    # Each row's neighbour weights, left-aligned and zero-padded to kmax.
+    wpad = np.zeros((n, kmax))
+    pos = np.arange(off.nnz) - np.repeat(off.indptr[:-1], card)
+    wpad[np.repeat(np.arange(n), card), pos] = off.data
     at_least = np.empty(n, dtype=np.int64)
     at_most = np.empty(n, dtype=np.int64)
     step = max(1, chunk_elems // max(1, permutations * kmax))
@@ -260,13 +370,7 @@ def _pseudo_p(y: np.ndarray, w: sparse.csr_matrix, gs: np.ndarray, permutations:
         at_most[rows] = (rnum <= (observed_num[rows] + eps[rows])[:, None]).sum(axis=1)
         if progress is not None:
             progress(min(n, start + step), n)
-    # The smaller tail. Without ties (continuous data) at_most = P - at_least, which is
-    # esda's "directed" value; with ties (counts: an empty cell among empty neighbours
-    # equals most of its permutations) esda's P - at_least would call the cell extreme,
-    # so ties count in both tails here.
-    p = (np.minimum(at_least, at_most) + 1.0) / (permutations + 1.0)
-    p[card == 0] = 1.0  # an island has no neighbours to permute: never significant
-    return p
+    return at_least, at_most
 
 
 def bh_threshold(p: np.ndarray, alpha: float) -> float:
@@ -311,7 +415,7 @@ def classify(z: np.ndarray, p: np.ndarray, fdr: bool = False) -> tuple[np.ndarra
 
 
 def gi_star(y, weights: Weights, transform: str = "R", permutations: int = 999, seed: int | None = 42,
-            fdr: bool = False, progress=None) -> GiStarResult:
+            fdr: bool = False, progress=None, draws: str = "fast") -> GiStarResult:
     """Getis-Ord Gi* of ``y`` on ``weights``: z-scores, pseudo p-values and hot/cold classes.
 
     Parameters
@@ -330,6 +434,10 @@ def gi_star(y, weights: Weights, transform: str = "R", permutations: int = 999, 
         Benjamini-Hochberg false-discovery-rate correction of the class thresholds.
     progress : callable, optional
         ``progress(done, total)`` while permuting.
+    draws : {'fast', 'esda'}
+        How the table of permutation draws is made (see :func:`permutation_ids`):
+        ``esda`` reproduces esda's pseudo p-values one to one, ``fast`` draws the same
+        distribution far faster.
 
     Returns
     -------
@@ -360,6 +468,8 @@ def gi_star(y, weights: Weights, transform: str = "R", permutations: int = 999, 
             f"只有 {nonzero} 个单元有事件,热点分析至少需要 {MIN_NONZERO_CELLS} 个有事件的单元且数值有差异。",
             f"Only {nonzero} cells have events; hot-spot analysis needs at least {MIN_NONZERO_CELLS} cells "
             "with events and some variation.", nonzero=nonzero)
+    if draws not in DRAWS:
+        raise ValueError(f"draws must be one of {DRAWS}")
     permutations = int(permutations)
     if permutations < 0 or permutations > 99_999:
         raise AnalysisError("bad_permutations", "置换次数须在 0–99999 之间。", "Permutations must be 0–99,999.")
@@ -368,10 +478,10 @@ def gi_star(y, weights: Weights, transform: str = "R", permutations: int = 999, 
     p_norm = norm.sf(np.abs(z))
     p_sim = None
     if permutations:
-        p_sim = _pseudo_p(y, w, gs, permutations, 0 if seed is None else int(seed), progress)
+        p_sim = _pseudo_p(y, w, gs, permutations, 0 if seed is None else int(seed), progress, draws=draws)
     classes, thresholds = classify(z, p_sim if p_sim is not None else p_norm, fdr)
     return GiStarResult(gs, expected, var_g, z, p_norm, p_sim, classes, transform, permutations, seed, fdr,
-                        thresholds, int(weights.islands.size))
+                        thresholds, int(weights.islands.size), draws)
 
 
 CLASS_LABELS = {

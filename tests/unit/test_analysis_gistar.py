@@ -56,7 +56,7 @@ def test_own_queen_weights_equal_libpysal_queen_on_columbus(columbus):
 def test_z_scores_equal_esda_on_columbus(columbus, transform):
     y = columbus["CRIME"].to_numpy()
     w = gs.queen_weights(columbus.geometry.values)
-    ours = gs.gi_star(y, w, transform, permutations=999, seed=7)
+    ours = gs.gi_star(y, w, transform, permutations=999, seed=7, draws="esda")
     theirs = _esda(y, _to_pysal(w), transform, seed=7)
     assert np.abs(ours.z - theirs.Zs).max() <= 1e-6
     assert np.abs(ours.gs - theirs.Gs).max() <= 1e-12
@@ -94,6 +94,70 @@ def test_z_scores_equal_esda_on_generated_lattice(transform, kind):
     assert ours.p_sim.min() >= 1 / 200
     hot = ours.classes > 0
     assert hot.sum() > 10 and np.all(ours.z[hot] > 0)
+
+
+def test_esda_draws_are_esdas_stream():
+    """draws='esda' is RandomState(seed).choice(n - 1, k, replace=False) row after row."""
+    rs = np.random.RandomState(11)
+    expected = np.stack([rs.choice(99, size=6, replace=False) for _ in range(50)])
+    assert np.array_equal(gs.permutation_ids(100, 6, 50, 11, draws="esda"), expected)
+
+
+@pytest.mark.parametrize("n, k", [(1500, 8), (12, 8)])
+def test_fast_draws_are_distinct_and_uniform(n, k):
+    ids = gs.permutation_ids(n, k, 4000, 3)
+    assert ids.shape == (4000, k) and ids.min() >= 0 and ids.max() <= n - 2
+    srt = np.sort(ids, axis=1)
+    assert not (srt[:, 1:] == srt[:, :-1]).any()  # without replacement
+    # every index equally likely in every position: a chi-square test on the counts
+    from scipy.stats import chisquare
+
+    for col in (0, k - 1):
+        counts = np.bincount(ids[:, col], minlength=n - 1)
+        assert chisquare(counts).pvalue > 1e-4
+    assert np.array_equal(ids, gs.permutation_ids(n, k, 4000, 3))
+
+
+@pytest.mark.parametrize("transform", ["R", "B"])
+def test_sorted_tail_counts_equal_a_brute_force_gather(transform):
+    """The sort-and-search shortcut counts what a direct gather of every row's draws counts."""
+    rng = np.random.default_rng(8)
+    n = 300
+    xy = rng.uniform(0, 3000, (n, 2))
+    xy[0] = (9000, 9000)  # an island
+    y = rng.poisson(2, n).astype(float)  # counts: plenty of exact ties
+    w = gs.distance_band_weights(xy, 400).star_matrix(transform)
+    g = gs._observed(y, w)[0]
+    from scipy import sparse
+
+    self_w = w.diagonal()
+    off = (w - sparse.diags(self_w)).tocsr()
+    off.eliminate_zeros()
+    off.sort_indices()
+    card = np.diff(off.indptr)
+    assert len(set(card)) > 3 and (card == 0).any()
+    ids = gs.permutation_ids(n, int(card.max()), 199, 5)
+    num = g * y.sum()
+    eps = 1e-9 * np.maximum(np.abs(num), 1e-300)
+    wrow = np.where(card > 0, off.data[np.minimum(off.indptr[:-1], off.nnz - 1)], 0.0)
+    fast = gs._tails_sorted(y, ids, card, wrow, self_w * y, num, eps, None)
+    # brute force: row i's draw j is cell j, except j = i, which is cell n - 1
+    for i in np.flatnonzero(card > 0):
+        cells = np.where(ids[:, :card[i]] == i, n - 1, ids[:, :card[i]])
+        assert not (cells == i).any()
+        rnum = wrow[i] * y[cells].sum(axis=1) + self_w[i] * y[i]
+        assert fast[0][i] == (rnum >= num[i] - eps[i]).sum()
+        assert fast[1][i] == (rnum <= num[i] + eps[i]).sum()
+
+
+def test_fast_draws_give_esdas_p_values_within_monte_carlo_error(columbus):
+    y = columbus["CRIME"].to_numpy()
+    w = gs.queen_weights(columbus.geometry.values)
+    ours = gs.gi_star(y, w, "R", permutations=9999, seed=1)
+    theirs = _esda(y, _to_pysal(w), "R", seed=1, perms=9999)
+    # two independent estimates of the same p: standard error sqrt(p(1-p)/P) each
+    se = np.sqrt(2 * theirs.p_sim * (1 - theirs.p_sim) / 9999) + 1e-4
+    assert (np.abs(ours.p_sim - theirs.p_sim) <= 5 * se + 2 / 10000).all()
 
 
 def test_pseudo_p_values_are_seeded():
