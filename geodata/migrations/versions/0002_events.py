@@ -132,6 +132,78 @@ def _values(rows) -> str:
     return ",\n".join("(" + ", ".join(_q(v) for v in row) + ")" for row in rows)
 
 
+# The first routing function; 0012 replaces it with a faster one (and puts this back on downgrade).
+ROUTE_EVENT_FUNCTION = """
+        -- Each ST_Intersects is paired with an explicit `&&`: under row-level security only
+        -- leakproof operators may use an index, and ST_Intersects itself is not one.
+
+        CREATE FUNCTION dvmap_route_event(lon double precision, lat double precision,
+                                          subclass text, boundary_m double precision)
+        RETURNS TABLE (inside_county boolean, village_id integer, town_id integer,
+                       grid_id bigint, grid_uid uuid, worker_id integer, department text,
+                       queue text, outside_grid boolean, boundary_pending boolean,
+                       candidate_grid_uids uuid[])
+        LANGUAGE plpgsql VOLATILE AS
+        $fn$
+        #variable_conflict use_column
+        DECLARE
+          caller_scope text := current_setting('dvmap.scope', true);
+        BEGIN
+          PERFORM set_config('dvmap.scope', '*', true);
+          RETURN QUERY
+          WITH p AS (
+            SELECT ST_SetSRID(ST_MakePoint(lon, lat), 4490) AS geom
+          ), g AS (
+            SELECT gr.id, gr.uid, gr.village_id, pe.id AS worker_id
+              FROM grid gr CROSS JOIN p
+              LEFT JOIN person pe ON pe.id = gr.worker_id AND pe.active
+             WHERE gr.valid_to IS NULL AND gr.geom && p.geom AND ST_Intersects(gr.geom, p.geom)
+             ORDER BY gr.id LIMIT 1
+          ), v AS (
+            SELECT vv.id, vv.town_id FROM village vv CROSS JOIN p
+             WHERE vv.id = (SELECT g.village_id FROM g)
+                OR (NOT EXISTS (SELECT 1 FROM g) AND vv.geom && p.geom AND ST_Intersects(vv.geom, p.geom))
+             ORDER BY vv.id LIMIT 1
+          ), t AS (
+            SELECT coalesce((SELECT v.town_id FROM v),
+                            (SELECT tt.id FROM town tt CROSS JOIN p
+                              WHERE tt.geom && p.geom AND ST_Intersects(tt.geom, p.geom) ORDER BY tt.id LIMIT 1)) AS id
+          ), near AS (
+            -- other current grids within boundary_m metres: a bbox prefilter on the GiST
+            -- index (degrees of longitude shrink with cos(lat); 20 % margin), then the
+            -- exact distance on the spheroid
+            SELECT coalesce(array_agg(gr.uid ORDER BY ST_Distance(gr.geom::geography, p.geom::geography),
+                                      gr.uid), '{}') AS uids
+              FROM grid gr CROSS JOIN p
+             WHERE gr.valid_to IS NULL
+               AND gr.geom && ST_Expand(p.geom, 1.2 * boundary_m / (111000.0 * greatest(cos(radians(lat)), 0.05)))
+               AND gr.uid IS DISTINCT FROM (SELECT g.uid FROM g)
+               AND ST_DWithin(gr.geom::geography, p.geom::geography, boundary_m)
+          ), cand AS (
+            SELECT CASE WHEN EXISTS (SELECT 1 FROM g)
+                        THEN array_prepend((SELECT g.uid FROM g), near.uids)
+                        ELSE near.uids END AS uids
+              FROM near
+          )
+          SELECT EXISTS (SELECT 1 FROM county c CROSS JOIN p WHERE c.geom && p.geom AND ST_Intersects(c.geom, p.geom)),
+                 (SELECT v.id FROM v),
+                 (SELECT t.id FROM t),
+                 (SELECT g.id FROM g),
+                 (SELECT g.uid FROM g),
+                 (SELECT g.worker_id FROM g),
+                 (SELECT r.department FROM event_routing r WHERE r.subclass_code = subclass),
+                 CASE WHEN EXISTS (SELECT 1 FROM g) THEN 'grid'
+                      WHEN EXISTS (SELECT 1 FROM v) THEN 'village' ELSE 'county' END,
+                 NOT EXISTS (SELECT 1 FROM g),
+                 cardinality(cand.uids) > 1 OR (NOT EXISTS (SELECT 1 FROM g) AND cardinality(cand.uids) > 0),
+                 cand.uids
+            FROM cand;
+          PERFORM set_config('dvmap.scope', coalesce(caller_scope, ''), true);
+        END
+        $fn$;
+        """
+
+
 def upgrade() -> None:
     # -- reference data ---------------------------------------------------------
     op.execute(
@@ -416,77 +488,7 @@ def upgrade() -> None:
     # a superuser for placeholder settings; set_config is transactional, so an
     # error inside rolls the widened scope back with the statement's savepoint
     # or transaction.)
-    op.execute(
-        """
-        -- Each ST_Intersects is paired with an explicit `&&`: under row-level security only
-        -- leakproof operators may use an index, and ST_Intersects itself is not one.
-
-        CREATE FUNCTION dvmap_route_event(lon double precision, lat double precision,
-                                          subclass text, boundary_m double precision)
-        RETURNS TABLE (inside_county boolean, village_id integer, town_id integer,
-                       grid_id bigint, grid_uid uuid, worker_id integer, department text,
-                       queue text, outside_grid boolean, boundary_pending boolean,
-                       candidate_grid_uids uuid[])
-        LANGUAGE plpgsql VOLATILE AS
-        $fn$
-        #variable_conflict use_column
-        DECLARE
-          caller_scope text := current_setting('dvmap.scope', true);
-        BEGIN
-          PERFORM set_config('dvmap.scope', '*', true);
-          RETURN QUERY
-          WITH p AS (
-            SELECT ST_SetSRID(ST_MakePoint(lon, lat), 4490) AS geom
-          ), g AS (
-            SELECT gr.id, gr.uid, gr.village_id, pe.id AS worker_id
-              FROM grid gr CROSS JOIN p
-              LEFT JOIN person pe ON pe.id = gr.worker_id AND pe.active
-             WHERE gr.valid_to IS NULL AND gr.geom && p.geom AND ST_Intersects(gr.geom, p.geom)
-             ORDER BY gr.id LIMIT 1
-          ), v AS (
-            SELECT vv.id, vv.town_id FROM village vv CROSS JOIN p
-             WHERE vv.id = (SELECT g.village_id FROM g)
-                OR (NOT EXISTS (SELECT 1 FROM g) AND vv.geom && p.geom AND ST_Intersects(vv.geom, p.geom))
-             ORDER BY vv.id LIMIT 1
-          ), t AS (
-            SELECT coalesce((SELECT v.town_id FROM v),
-                            (SELECT tt.id FROM town tt CROSS JOIN p
-                              WHERE tt.geom && p.geom AND ST_Intersects(tt.geom, p.geom) ORDER BY tt.id LIMIT 1)) AS id
-          ), near AS (
-            -- other current grids within boundary_m metres: a bbox prefilter on the GiST
-            -- index (degrees of longitude shrink with cos(lat); 20 % margin), then the
-            -- exact distance on the spheroid
-            SELECT coalesce(array_agg(gr.uid ORDER BY ST_Distance(gr.geom::geography, p.geom::geography),
-                                      gr.uid), '{}') AS uids
-              FROM grid gr CROSS JOIN p
-             WHERE gr.valid_to IS NULL
-               AND gr.geom && ST_Expand(p.geom, 1.2 * boundary_m / (111000.0 * greatest(cos(radians(lat)), 0.05)))
-               AND gr.uid IS DISTINCT FROM (SELECT g.uid FROM g)
-               AND ST_DWithin(gr.geom::geography, p.geom::geography, boundary_m)
-          ), cand AS (
-            SELECT CASE WHEN EXISTS (SELECT 1 FROM g)
-                        THEN array_prepend((SELECT g.uid FROM g), near.uids)
-                        ELSE near.uids END AS uids
-              FROM near
-          )
-          SELECT EXISTS (SELECT 1 FROM county c CROSS JOIN p WHERE c.geom && p.geom AND ST_Intersects(c.geom, p.geom)),
-                 (SELECT v.id FROM v),
-                 (SELECT t.id FROM t),
-                 (SELECT g.id FROM g),
-                 (SELECT g.uid FROM g),
-                 (SELECT g.worker_id FROM g),
-                 (SELECT r.department FROM event_routing r WHERE r.subclass_code = subclass),
-                 CASE WHEN EXISTS (SELECT 1 FROM g) THEN 'grid'
-                      WHEN EXISTS (SELECT 1 FROM v) THEN 'village' ELSE 'county' END,
-                 NOT EXISTS (SELECT 1 FROM g),
-                 cardinality(cand.uids) > 1 OR (NOT EXISTS (SELECT 1 FROM g) AND cardinality(cand.uids) > 0),
-                 cand.uids
-            FROM cand;
-          PERFORM set_config('dvmap.scope', coalesce(caller_scope, ''), true);
-        END
-        $fn$;
-        """
-    )
+    op.execute(ROUTE_EVENT_FUNCTION)
 
     # -- row-level security ----------------------------------------------------------
     partitions = [f"event_y{y}" for y in PARTITION_YEARS] + ["event_default"]
