@@ -45,14 +45,26 @@ def _viewport_rows():
     return rows
 
 
-def render_rows(database_url: str | None = None) -> list[dict]:
-    """First map render with all layers in headless Chromium: timing and bytes."""
+def render_rows(database_url: str | None = None, shots: str | None = None) -> list[dict]:
+    """First map render with all layers in headless Chromium, then zooms to single events.
+
+    Parameters
+    ----------
+    database_url : str, optional
+        The app's database (default: the dev database).
+    shots : str, optional
+        A file-name prefix: screenshots ``<shots>-overview.png`` and ``<shots>-z15.png``
+        are written there (folders created).
+    """
+    import logging
+    import pathlib
     from playwright.sync_api import sync_playwright
     from werkzeug.serving import make_server
 
     from etl.demo_accounts import demo_password
     from map_app.app import create_app
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no request log in the table
     app = create_app(database_url)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -71,7 +83,7 @@ def render_rows(database_url: str | None = None) -> list[dict]:
             page.fill("#password", demo_password("leader"))
             page.click("button[type=submit]")
             page.wait_for_url(lambda u: "/login" not in u)
-            renders, tasks, transfer = [], [], []
+            renders, tasks, transfer, zooms, zoom_tasks, points = [], [], [], [], [], []
             for _ in range(3):
                 page.goto(base + "/?lang=zh", wait_until="commit")
                 page.evaluate("""() => { window.__long = 0; new PerformanceObserver(l => { for (const e of l.getEntries())
@@ -84,6 +96,28 @@ def render_rows(database_url: str | None = None) -> list[dict]:
                 transfer.append(page.evaluate(
                     "performance.getEntriesByType('resource').reduce((a, e) => a + (e.transferSize || e.encodedBodySize || 0), 0)"
                     " + (performance.getEntriesByType('navigation')[0].transferSize || 0)"))
+            if shots:
+                pathlib.Path(shots).parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=f"{shots}-overview.png")
+            # Zoom in to street level (z15) over five villages in turn: time from setView to the
+            # single event points drawn, and the longest main-thread task meanwhile.
+            places = page.evaluate("""() => { const out = []; window.dvmap.maps[0].eachLayer(l => {
+                if (l.feature && l.feature.properties && l.feature.properties.kind === 'village' && l.getBounds)
+                  out.push([l.getBounds().getCenter().lat, l.getBounds().getCenter().lng]); }); return out; }""")
+            if len(places) < 5:
+                places = [[30.55 + 0.02 * i, 119.97 + 0.03 * i] for i in range(5)]
+            for lat, lon in places[:: max(1, len(places) // 5)][:5]:
+                page.evaluate("""([lat, lon]) => { window.__long = 0; window.__t0 = performance.now();
+                    document.querySelectorAll('.event-point').forEach(e => e.classList.add('stale'));
+                    window.dvmap.maps[0].setView([lat, lon], 15, {animate: false}); }""", [lat, lon])
+                page.wait_for_function("document.querySelectorAll('.event-point:not(.stale)').length > 0"
+                                       " && document.querySelectorAll('.event-point.stale').length === 0",
+                                       timeout=60_000)
+                zooms.append(page.evaluate("performance.now() - window.__t0"))
+                zoom_tasks.append(page.evaluate("window.__long || 0"))
+                points.append(page.evaluate("document.querySelectorAll('.event-point').length"))
+            if shots:
+                page.screenshot(path=f"{shots}-z15.png")
             browser.close()
     finally:
         server.shutdown()
@@ -93,8 +127,11 @@ def render_rows(database_url: str | None = None) -> list[dict]:
                      note="PerformanceObserver longtask; baseline = 200 ms target"))
     rows.append(dict(name="initial page transfer", value=median(transfer) / 1024, baseline=None, unit="KiB",
                      note="HTML + JS/CSS + layout + first layer data as transferred (compressed)"))
+    rows.append(dict(name="zoom to z15, event points drawn (p50)", value=median(zooms), baseline=1500.0, unit="ms",
+                     note=f"5 villages in turn; max {max(zooms):.0f} ms, {int(median(points))} points in view, longest "
+                          f"task {max(zoom_tasks):.0f} ms; baseline = 1.5 s" + (f"; screenshots {shots}-*.png" if shots else "")))
     return rows
 
 
 def run() -> list[dict]:
-    return _viewport_rows() + render_rows()
+    return _viewport_rows() + render_rows(shots="bench/out/map-demo")

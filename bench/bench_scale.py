@@ -153,7 +153,8 @@ def _bulk_load() -> list[dict]:
 def _render(db: dict) -> list[dict]:
     from bench.bench_map import render_rows
 
-    return [dict(r, name=f"6 {r['name']} at {N:,} events") for r in render_rows(db["app"])]
+    shots = f"bench/out/map-{N // 1000}k-events"
+    return [dict(r, name=f"6 {r['name']} at {N:,} events") for r in render_rows(db["app"], shots=shots)]
 
 
 def run() -> list[dict]:

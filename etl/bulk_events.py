@@ -88,6 +88,10 @@ ins AS (
            CASE WHEN state = 'evaluated' THEN rating END,
            rework, now()
       FROM timed
+     -- Stored in space order (geohash, ~40 m cells) within each year's partition: a
+     -- street-level view over years of history then reads a few hundred contiguous heap
+     -- pages instead of one page per event.
+     ORDER BY ST_GeoHash(geom, 8), reported_at
     RETURNING id, reported_at, village_id, state
 )
 INSERT INTO event_history (event_id, event_reported_at, village_id, at, actor, actor_role, action,

@@ -285,6 +285,7 @@ class LocalCluster:
                     sql.Identifier(name), sql.Identifier(OWNER_ROLE)))
         with psycopg.connect(self._dsn("postgres", name), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+            conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")  # event (geom, reported_at) index
             conn.execute(LEAKPROOF_SQL)
             # The app role may connect; table privileges come from the migrations.
             conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
