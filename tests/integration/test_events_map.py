@@ -61,3 +61,31 @@ def test_a_village_scope_sees_only_its_events(db_session):
     apply_scope(conn, Scope.villages([pts[0][0]], "village_official"))
     counts = q.event_counts(db_session, "village", state_group="all")["features"]
     assert len(counts) == 1 and counts[0]["properties"]["count"] >= 2
+
+
+def test_points_are_the_newest_in_view_across_the_time_slices(db_session):
+    """event_points reads slices (7 d, 30 d, 90 d, …) newest first: the result is still the newest N."""
+    x, y = db_session.execute(text("SELECT ST_X(label_point) + 0.00037, ST_Y(label_point) + 0.00041"
+                                   " FROM village ORDER BY id LIMIT 1")).one()
+    ref = ev.create_event(db_session, lon=x, lat=y, subclass="0102", description="切片测试",
+                          source="patrol", actor=ev.Actor.system())
+    cols = [c for c in db_session.execute(text(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'event' ORDER BY ordinal_position"
+    )).scalars() if c not in ("id", "reported_at")]
+    ages = [0.5, 3, 10, 20, 45, 80, 100, 200, 400, 800, 1000, 2000]  # days: one or more per slice
+    for age in ages:
+        db_session.execute(text(
+            f"INSERT INTO event (id, reported_at, {', '.join(cols)})"
+            f" SELECT nextval('event_id_seq'), now() - make_interval(secs => :age * 86400), {', '.join(cols)}"
+            f" FROM event WHERE id = :id AND reported_at = :at"), {"age": age, "id": ref.id, "at": ref.reported_at})
+    box = (x - 1e-5, y - 1e-5, x + 1e-5, y + 1e-5)
+    newest = db_session.execute(text(
+        "SELECT id FROM event WHERE geom && ST_MakeEnvelope(:w, :s, :e, :n, 4490) ORDER BY reported_at DESC"),
+        dict(zip("wsen", box))).scalars().all()
+    assert len(newest) == len(ages) + 1
+    for limit in (1, 2, 4, 7, 13, 50):
+        got = [f["properties"]["id"] for f in q.event_points(db_session, box, state_group="all", days=3650,
+                                                              limit=limit)["features"]]
+        assert sorted(got) == sorted(newest[:limit]), limit
+    within_90 = [f["properties"]["id"] for f in q.event_points(db_session, box, state_group="all", days=90)["features"]]
+    assert sorted(within_90) == sorted(newest[:7])  # now, 0.5, 3, 10, 20, 45 and 80 days ago
