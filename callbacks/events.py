@@ -27,6 +27,7 @@ from geodata import workflow as wf
 from geodata.i18n import BilingualError, pick
 from geodata.queries import event_list as el
 from layers import event_panel
+from layers.events import NOTE_ID
 from layers.base import ViewRequest, as_int, padded_bbox
 from layers.registry import LAYERS
 
@@ -577,6 +578,21 @@ def load_table(is_open, state_group, class_code, period, village, _refresh, lang
     if shown < total:
         count += pick(f"(显示最新 {shown:,} 件,请缩小筛选范围)", f" (newest {shown:,} shown; narrow the filters)", lang)
     return table_rows(rows, lang, urgencies), count
+
+
+@callback(
+    Output(NOTE_ID, "children"),
+    Input({"type": "layer", "name": "events"}, "data"),
+    State(ids.LANG, "data"),
+)
+def events_layer_note(data, lang):
+    """Say so when the view holds more events than are drawn (newest N shown)."""
+    limit = (data or {}).get("truncated") if isinstance(data, dict) else None
+    if not limit:
+        return ""
+    return pick(f"本视图事件较多,仅显示最新 {int(limit):,} 件;放大或缩小时间范围可看全部。",
+                f"Many events here: the newest {int(limit):,} are shown; zoom in or shorten the time window "
+                "to see all.", lang)
 
 
 def _pct(value) -> str:

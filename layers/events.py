@@ -16,6 +16,10 @@ from layers import event_panel
 from layers.base import Layer, LegendItem, ViewRequest, as_int, not_found, option_id
 
 
+#: Where the layer says that a view's points were cut to the newest N.
+NOTE_ID = {"type": "layer-note", "name": "events"}
+
+
 class EventLayer(Layer):
     name = "events"
     title_zh, title_en = "事件", "Events"
@@ -69,6 +73,8 @@ class EventLayer(Layer):
                 data=[{"value": str(d), "label": pick(f"近 {d} 天", f"Last {d} days", lang)}
                       for d in (7, 30, 90, 365)],
             ),
+            # "newest 3,000 shown" when a street-level view holds more (callbacks/events.py)
+            dmc.Text(id=NOTE_ID, size="xs", c="orange.8", mt=4),
         ]
 
     def legend(self, lang, hideout):

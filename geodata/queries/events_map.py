@@ -56,7 +56,20 @@ WINDOW_CUTS = (7, 30, 90, 365, 730, 1825)
 
 def event_points(session: Session, bbox: BBox, *, state_group: str = "open", class_code: str | None = None,
                  days: int = 30, limit: int = 3000) -> dict:
-    """Event points in ``bbox`` (newest first, at most ``limit``).
+    """Event points in ``bbox`` (newest first, at most ``limit``; ``truncated`` = limit when cut).
+
+    The query is :func:`points_query`'s.
+    """
+    fc = _fc(session, *points_query(session, bbox, state_group=state_group, class_code=class_code, days=days,
+                                    limit=limit))
+    if len(fc["features"]) >= int(limit):
+        fc["truncated"] = int(limit)  # the map says "newest N shown" (a foreign member, RFC 7946 §6.1)
+    return fc
+
+
+def points_query(session: Session, bbox: BBox, *, state_group: str = "open", class_code: str | None = None,
+                 days: int = 30, limit: int = 3000) -> tuple[str, dict]:
+    """SQL and parameters of the event points in ``bbox`` (one row per GeoJSON feature).
 
     Parameters
     ----------
@@ -93,8 +106,7 @@ def event_points(session: Session, bbox: BBox, *, state_group: str = "open", cla
                   ORDER BY e.reported_at DESC
                   LIMIT :limit)"""
         )
-    return _fc(
-        session,
+    return (
         f"""
         SELECT 'Feature' AS type, e.id AS id, ST_AsGeoJSON(e.geom, 6)::json AS geometry,
                json_build_object('id', e.id, 'kind', 'event', 'state', e.state, 'subclass', s.name_zh,

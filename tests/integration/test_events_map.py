@@ -89,3 +89,11 @@ def test_points_are_the_newest_in_view_across_the_time_slices(db_session):
         assert sorted(got) == sorted(newest[:limit]), limit
     within_90 = [f["properties"]["id"] for f in q.event_points(db_session, box, state_group="all", days=90)["features"]]
     assert sorted(within_90) == sorted(newest[:7])  # now, 0.5, 3, 10, 20, 45 and 80 days ago
+    # a cut view says so, and the map tells the user
+    assert q.event_points(db_session, box, state_group="all", days=3650, limit=4)["truncated"] == 4
+    assert "truncated" not in q.event_points(db_session, box, state_group="all", days=3650, limit=50)
+    from callbacks.events import events_layer_note
+
+    assert "最新 4 件" in events_layer_note({"type": "FeatureCollection", "features": [], "truncated": 4}, "zh")
+    assert "newest 3,000" in events_layer_note({"features": [], "truncated": 3000}, "en")
+    assert events_layer_note({"type": "FeatureCollection", "features": []}, "zh") == ""
