@@ -37,10 +37,20 @@ class EventLayer(Layer):
         days = int(o.get("days") or 30)
         return {"state_group": state, "class_code": o.get("class") or None, "days": days}
 
+    #: Most points drawn per zoom level (the newest; the layer says when a view holds more).
+    #: Each SVG point costs the browser ~0.15 ms on a 2-core machine and the view is padded
+    #: to ~6 screens, so 3,000 points at street level kept the main thread busy ~460 ms
+    #: (bench/bench_scale.py, item 6); at z14–15 they are a solid blob anyway.
+    POINT_LIMITS = {14: 1000, 15: 1500, 16: 2000}
+    MAX_POINTS = 3000
+
+    def point_limit(self, zoom: float) -> int:
+        return self.POINT_LIMITS.get(int(zoom), self.MAX_POINTS)
+
     def features(self, session, req: ViewRequest) -> dict:
         o = self._opts(req)
         if req.zoom >= self.min_zoom:
-            return q.event_points(session, req.bbox, **o)
+            return q.event_points(session, req.bbox, limit=self.point_limit(req.zoom), **o)
         return q.event_counts(session, "grid" if req.zoom >= self.grid_zoom else "village", **o)
 
     def request_key(self, req, view_key):
