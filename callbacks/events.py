@@ -27,8 +27,8 @@ from geodata import workflow as wf
 from geodata.i18n import BilingualError, pick
 from geodata.queries import event_list as el
 from layers import event_panel
-from layers.events import NOTE_ID
 from layers.base import ViewRequest, as_int, padded_bbox
+from layers.events import NOTE_ID
 from layers.registry import LAYERS
 
 log = logging.getLogger(__name__)

@@ -83,7 +83,7 @@ class EventLayer(Layer):
                 data=[{"value": str(d), "label": pick(f"近 {d} 天", f"Last {d} days", lang)}
                       for d in (7, 30, 90, 365)],
             ),
-            # "newest 3,000 shown" when a street-level view holds more (callbacks/events.py)
+            # "newest N shown" when a street-level view holds more (callbacks/events.py)
             dmc.Text(id=NOTE_ID, size="xs", c="orange.8", mt=4),
         ]
 
