@@ -54,8 +54,14 @@ def _database() -> dict:
 
 
 def _route_and_viewport(db: dict) -> list[dict]:
+    import gc
+
     from geodata.db import SYSTEM, Database
     from geodata.queries import events_map as q
+    from layers.base import ViewRequest, padded_bbox
+    from layers.events import EventLayer
+
+    gc.freeze()  # as the app does after start-up (map_app/app.py): no full-collection pauses
 
     database = Database(db["app"])
     rows = []
@@ -92,9 +98,6 @@ def _route_and_viewport(db: dict) -> list[dict]:
         # as the map asks: the events layer's own query for the padded view (padded_bbox, ~6
         # screens) and its point limit at z15. Each view 3 times (the first cold): the default
         # filter (open events, 30 days) and the widest the map offers (all events, 365 days).
-        from layers.base import ViewRequest, padded_bbox
-        from layers.events import EventLayer
-
         layer = EventLayer()
         centres = s.execute(text("SELECT ST_X(label_point), ST_Y(label_point) FROM village ORDER BY id")).all()
         views = [[[y - 0.0075, x - 0.0175], [y + 0.0075, x + 0.0175]]
