@@ -580,19 +580,15 @@ def load_table(is_open, state_group, class_code, period, village, _refresh, lang
     return table_rows(rows, lang, urgencies), count
 
 
-@callback(
+# The events layer's data carries its own note when a view was cut to the newest N
+# (layers/events.py); the browser only picks the language, so the layer's GeoJSON is
+# not sent back to the server on every pan.
+clientside_callback(
+    "function(data, lang) { return (data && data.note) ? (data.note[lang] || data.note.zh) : ''; }",
     Output(NOTE_ID, "children"),
     Input({"type": "layer", "name": "events"}, "data"),
     State(ids.LANG, "data"),
 )
-def events_layer_note(data, lang):
-    """Say so when the view holds more events than are drawn (newest N shown)."""
-    limit = (data or {}).get("truncated") if isinstance(data, dict) else None
-    if not limit:
-        return ""
-    return pick(f"本视图事件较多,仅显示最新 {int(limit):,} 件;放大或缩小时间范围可看全部。",
-                f"Many events here: the newest {int(limit):,} are shown; zoom in or shorten the time window "
-                "to see all.", lang)
 
 
 def _pct(value) -> str:

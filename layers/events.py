@@ -20,6 +20,16 @@ from layers.base import Layer, LegendItem, ViewRequest, as_int, not_found, optio
 NOTE_ID = {"type": "layer-note", "name": "events"}
 
 
+def truncation_note(data: dict, lang: str) -> str:
+    """The notice for a view whose points were cut to the newest N ('' when not cut)."""
+    limit = (data or {}).get("truncated") if isinstance(data, dict) else None
+    if not limit:
+        return ""
+    return pick(f"本视图事件较多,仅显示最新 {int(limit):,} 件;放大或缩小时间范围可看全部。",
+                f"Many events here: the newest {int(limit):,} are shown; zoom in or shorten the time window "
+                "to see all.", lang)
+
+
 class EventLayer(Layer):
     name = "events"
     title_zh, title_en = "事件", "Events"
@@ -50,7 +60,10 @@ class EventLayer(Layer):
     def features(self, session, req: ViewRequest) -> dict:
         o = self._opts(req)
         if req.zoom >= self.min_zoom:
-            return q.event_points(session, req.bbox, limit=self.point_limit(req.zoom), **o)
+            fc = q.event_points(session, req.bbox, limit=self.point_limit(req.zoom), **o)
+            if fc.get("truncated"):
+                fc["note"] = {lang: truncation_note(fc, lang) for lang in ("zh", "en")}
+            return fc
         return q.event_counts(session, "grid" if req.zoom >= self.grid_zoom else "village", **o)
 
     def request_key(self, req, view_key):

@@ -92,7 +92,7 @@ def test_points_are_the_newest_in_view_across_the_time_slices(db_session):
     # a cut view says so, and the map tells the user
     assert q.event_points(db_session, box, state_group="all", days=3650, limit=4)["truncated"] == 4
     assert "truncated" not in q.event_points(db_session, box, state_group="all", days=3650, limit=50)
-    from callbacks.events import events_layer_note
+    from layers.events import truncation_note as events_layer_note
 
     assert "最新 4 件" in events_layer_note({"type": "FeatureCollection", "features": [], "truncated": 4}, "zh")
     assert "newest 3,000" in events_layer_note({"features": [], "truncated": 3000}, "en")
