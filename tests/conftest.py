@@ -102,14 +102,23 @@ def demo_db(pg):
     return load_demo_county(pg)
 
 
-def rolled_back_session(engine):
-    """Generator: a county-scoped app session in a transaction rolled back afterwards."""
+def session_for(conn, scope=None):
+    """A session on the test's connection ``conn`` with ``scope`` (default: the county) applied.
+
+    Its commits are savepoints: the connection's own transaction decides what stays.
+    """
     from geodata.db import SYSTEM, ScopedSession, apply_scope
 
+    scope = scope or SYSTEM
+    apply_scope(conn, scope)
+    return ScopedSession(bind=conn, join_transaction_mode="create_savepoint", info={"scope": scope})
+
+
+def rolled_back_session(engine):
+    """Generator: a county-scoped app session in a transaction rolled back afterwards."""
     conn = engine.connect()
     trans = conn.begin()
-    session = ScopedSession(bind=conn, join_transaction_mode="create_savepoint", info={"scope": SYSTEM})
-    apply_scope(conn, SYSTEM)
+    session = session_for(conn)
     try:
         yield session
     finally:

@@ -13,7 +13,8 @@ from sqlalchemy import text
 
 from geodata.analysis.errors import AnalysisError
 from geodata.analysis.selection import EventFilter
-from geodata.db import SYSTEM, Scope, ScopedSession, apply_scope
+from geodata.db import SYSTEM, Scope, apply_scope
+from tests.conftest import session_for
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +23,7 @@ def events_conn(app_engine, demo_db):
 
     conn = app_engine.connect()
     trans = conn.begin()
-    apply_scope(conn, SYSTEM)
-    s = ScopedSession(bind=conn, join_transaction_mode="create_savepoint", info={"scope": SYSTEM})
+    s = session_for(conn)
     summary = load_demo_events(s, n=700, seed=7)
     s.commit()  # releases the savepoint into the outer transaction, which is rolled back at the end
     s.close()
@@ -33,14 +33,9 @@ def events_conn(app_engine, demo_db):
     conn.close()
 
 
-def _session(conn, scope=SYSTEM):
-    apply_scope(conn, scope)
-    return ScopedSession(bind=conn, join_transaction_mode="create_savepoint", info={"scope": scope})
-
-
 @pytest.fixture
 def s(events_conn):
-    session = _session(events_conn)
+    session = session_for(events_conn)
     yield session
     session.close()
     apply_scope(events_conn, SYSTEM)
@@ -230,7 +225,7 @@ def test_village_scope_still_counts_the_neighbours_facilities(events_conn):
     from geodata.analysis.coverage import coverage
 
     vid = events_conn.execute(text("SELECT min(id) FROM village")).scalar()
-    scoped = _session(events_conn, Scope.villages([vid], "village_official"))
+    scoped = session_for(events_conn, Scope.villages([vid], "village_official"))
     try:
         res = coverage(scoped, "clinic", 1500)
         assert res.summary["facilities"] == 126  # all clinics of the county
@@ -300,12 +295,12 @@ def test_zonal_statistics_add_up_to_the_population_and_are_stored(s, raster_file
 def test_zonal_rows_follow_the_village_scope(events_conn, raster_file):
     from geodata.analysis.raster import stored_zonal, zonal_stats
 
-    sys_s = _session(events_conn)
+    sys_s = session_for(events_conn)
     rid = _register(sys_s, raster_file, "scope_raster")
     zonal_stats(sys_s, rid, level="village")
     sys_s.commit()
     vid = events_conn.execute(text("SELECT min(id) FROM village")).scalar()
-    scoped = _session(events_conn, Scope.villages([vid], "village_official"))
+    scoped = session_for(events_conn, Scope.villages([vid], "village_official"))
     try:
         assert [r["village_id"] for r in stored_zonal(scoped, rid, "village")] == [vid]
     finally:
@@ -378,12 +373,12 @@ def test_bulk_accept_and_dispatch_through_the_workflow(events_conn):
     from geodata.events import Actor
     from geodata.workflow import PermissionDenied
 
-    sys_s = _session(events_conn)
+    sys_s = session_for(events_conn)
     rows = sys_s.execute(text("SELECT id, version, village_id FROM event WHERE reported_by = 'demo-events'"
                               " AND state = 'reported' ORDER BY id LIMIT 40")).all()
     sys_s.close()
     vid = rows[0].village_id
-    official = _session(events_conn, Scope.villages([vid], "village_official"))
+    official = session_for(events_conn, Scope.villages([vid], "village_official"))
     try:
         with pytest.raises(PermissionDenied):
             bulk_transition(official, [(r.id, r.version) for r in rows], "accept", Actor("p", "planner"))

@@ -15,11 +15,12 @@ from sqlalchemy import pool, text
 from sqlalchemy.exc import DBAPIError
 
 from geodata import events as ev
-from geodata.db import SYSTEM, Scope, ScopedSession, apply_scope, make_engine, make_sessionmaker, scoped
+from geodata.db import SYSTEM, Scope, apply_scope, make_engine, make_sessionmaker, scoped
 from geodata.events import (
     Actor, EventInputError, EventNotFound, InvalidTransition, PermissionDenied, StaleVersion,
 )
 from geodata.workflow import State
+from tests.conftest import session_for
 from tests.integration.event_world import build_world, destroy_world
 
 CST = timezone(timedelta(hours=8))
@@ -47,11 +48,6 @@ def conn(app_engine, world):
     yield c
     t.rollback()
     c.close()
-
-
-def session_for(conn, scope: Scope = SYSTEM) -> ScopedSession:
-    apply_scope(conn, scope)
-    return ScopedSession(bind=conn, join_transaction_mode="create_savepoint", info={"scope": scope})
 
 
 @pytest.fixture
@@ -444,8 +440,7 @@ def test_history_rejects_update_and_delete_for_the_app_role(conn, world):
 
 def test_history_trigger_stops_even_the_owner(owner_engine, world):
     with owner_engine.connect() as c, c.begin() as tx:
-        apply_scope(c, SYSTEM)
-        s = ScopedSession(bind=c, join_transaction_mode="create_savepoint", info={"scope": SYSTEM})
+        s = session_for(c)
         ref = report(s, world.P_A1)
         s.flush()
         for sql in ("UPDATE event_history SET note = 'rewritten' WHERE event_id = :i",

@@ -16,9 +16,10 @@ from sqlalchemy.exc import DBAPIError
 
 from geodata import events as ev
 from geodata import grids as G
-from geodata.db import SYSTEM, Scope, ScopedSession, apply_scope, make_engine, make_sessionmaker, scoped
+from geodata.db import SYSTEM, Scope, apply_scope, make_engine, make_sessionmaker, scoped
 from geodata.events import Actor
 from geodata.gridcodes import grid_codes
+from tests.conftest import session_for
 from tests.integration.grid_world import (
     M1, M2, MID, N, S, W, box, box_gj, build_grid_world, destroy_grid_world, reset_grid_world,
 )
@@ -45,11 +46,6 @@ def conn(app_engine, world):
     yield c
     t.rollback()
     c.close()
-
-
-def session_for(conn, scope: Scope = SYSTEM) -> ScopedSession:
-    apply_scope(conn, scope)
-    return ScopedSession(bind=conn, join_transaction_mode="create_savepoint", info={"scope": scope})
 
 
 @pytest.fixture
