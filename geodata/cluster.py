@@ -115,6 +115,25 @@ class LocalCluster:
             args = ["runuser", "-u", user, "--", *args]
         return subprocess.run(args, capture_output=True, text=True, **kw)
 
+    def _unreachable_parent(self) -> Path | None:
+        """The first folder above the data folder that the postgres user may not enter (as root)."""
+        user = self._run_as()
+        if not user:
+            return None
+        pw = pwd.getpwnam(user)
+        groups = {pw.pw_gid, *os.getgrouplist(user, pw.pw_gid)}
+        for folder in reversed(self.root.resolve().parents):
+            st = folder.stat()
+            if st.st_uid == pw.pw_uid:
+                ok = st.st_mode & 0o100
+            elif st.st_gid in groups:
+                ok = st.st_mode & 0o010
+            else:
+                ok = st.st_mode & 0o001
+            if not ok:
+                return folder
+        return None
+
     def _chown(self, path: Path) -> None:
         user = self._run_as()
         if user:
@@ -165,6 +184,13 @@ class LocalCluster:
         self.root.mkdir(parents=True, exist_ok=True)
         # The postgres user must be able to reach the folder when we are root.
         os.chmod(self.root, 0o755)
+        blocked = self._unreachable_parent()
+        if blocked is not None:
+            raise ClusterError(
+                f"The postgres user cannot enter {blocked}, so it cannot reach the data folder {self.root}.\n"
+                f"Run 'chmod o+x {blocked}', or set DVMAP_DATA_DIR to a folder it can reach "
+                "(e.g. /var/tmp/dvmap)."
+            )
         self.pgdata.mkdir(mode=0o700, exist_ok=True)
         self._chown(self.pgdata)
         values = {name: secrets.token_urlsafe(18) for name in ("postgres", OWNER_ROLE, APP_ROLE)}
