@@ -221,6 +221,9 @@ def copy_and_route(engine, frame: pd.DataFrame, *, reported_by: str = "bulk-impo
     # Batches in time order, so that the month-then-space order of the rows holds across batches.
     frame = frame.sort_values("reported_at", kind="stable")
     with engine.begin() as conn:
+        # Nothing is acknowledged before this function returns, and the synchronous
+        # commit of the VACUUM (ANALYZE) below flushes the WAL past this commit first.
+        conn.execute(text("SET LOCAL synchronous_commit = off"))
         apply_scope(conn, SYSTEM)
         conn.execute(text(
             """CREATE TEMP TABLE dvmap_event_stage (

@@ -112,10 +112,27 @@ def make_engine(url: str, **kw) -> Engine:
     if "poolclass" not in kw:
         kw.setdefault("pool_size", 5)
         kw.setdefault("max_overflow", 5)
-    connect_args = kw.pop("connect_args", {})
+    connect_args = dict(kw.pop("connect_args", {}))
     connect_args.setdefault("connect_timeout", 5)
     connect_args.setdefault("application_name", "dvmap")
-    return create_engine(normalise_url(url), connect_args=connect_args, **kw)
+    url = normalise_url(url)
+    connect_args["options"] = durable_options(connect_args.get("options") or make_url(url).query.get("options"))
+    return create_engine(url, connect_args=connect_args, **kw)
+
+
+def durable_options(options: str | tuple | None) -> str:
+    """libpq ``options`` with ``-c synchronous_commit=on`` added unless they set it already.
+
+    What the app acknowledges (201, an MQTT ack) must not depend on how the server
+    is configured; only an explicit ``synchronous_commit`` in the URL's own options
+    (or a loader's ``SET LOCAL``) opts out.
+    """
+    if isinstance(options, tuple):  # the same key given twice in the URL
+        options = " ".join(options)
+    options = (options or "").strip()
+    if "synchronous_commit" in options:
+        return options
+    return f"{options} -c synchronous_commit=on".strip()
 
 
 def apply_scope(connection, scope: Scope) -> None:

@@ -2,7 +2,8 @@
 
 Mounted at ``/open311/v2``; every endpoint answers with or without the
 ``.json`` suffix (XML is not offered). Errors use the spec's format,
-``[{"code": 400, "description": "..."}]``, with the same HTTP status.
+``[{"code": 400, "description": "..."}]``, with the same HTTP status; while the
+database is unavailable every endpoint answers 503 with ``Retry-After``.
 
 * ``GET services.json`` — the event subclasses (service_code = subclass code).
 * ``GET services/{code}.json`` — its definition (attribute ``urgency``).
@@ -29,6 +30,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from flask import Blueprint, Response, current_app, request
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from geodata import events as ev
@@ -42,6 +44,8 @@ blueprint = Blueprint("open311", __name__, url_prefix="/open311/v2")
 DEFAULT_WINDOW = timedelta(days=90)
 MAX_RESULTS = 1000
 CST = timezone(timedelta(hours=8))
+#: Seconds a client is asked to wait (Retry-After) while the database is unavailable.
+RETRY_AFTER_S = 5
 
 
 @dataclass(frozen=True)
@@ -114,9 +118,27 @@ def _on_open311_error(exc: Open311Error):
     return _error(exc.code, exc.description)
 
 
+@blueprint.errorhandler(BilingualError)
+def _on_bilingual_error(exc: BilingualError):
+    # Raised before a route runs (e.g. the app's NUL-byte check): the spec's format, its status.
+    return _error(exc.http_status, _bilingual(exc))
+
+
 @blueprint.errorhandler(HTTPException)
 def _on_http_error(exc: HTTPException):
-    return _error(exc.code or 500, exc.description or exc.name)
+    from map_app.errors import HttpError  # werkzeug's own texts are English only
+
+    return _error(exc.code or 500, HttpError(exc.code or 500).bilingual())
+
+
+@blueprint.errorhandler(OperationalError)
+@blueprint.errorhandler(InterfaceError)
+def _on_database_unavailable(exc: Exception):
+    # A client must retry rather than assume the report was lost or taken.
+    current_app.logger.warning("Open311 request refused: database unavailable (%s)", type(exc).__name__)
+    response = _error(503, "数据库暂不可用,请稍后重试 / database unavailable, retry later")
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
 
 
 @blueprint.errorhandler(Exception)
