@@ -8,11 +8,23 @@ redelivery, which the primary key (sensor, seq) turns into a no-op.
 
 * :func:`ingest` — parse and validate raw payloads, store each reading once
   (``INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING``: COPY is refused on
-  RLS tables), advance ``sensor.last_*`` only with newer measured times
-  (out-of-order readings are stored, not evaluated), evaluate the rules of
-  ``sensor_rule`` with hysteresis, open one event per alarm episode through
+  RLS tables), advance ``sensor.last_*`` only with newer measured times,
+  evaluate the rules of ``sensor_rule`` with hysteresis in measured-time order
+  (time, then seq), open one event per alarm episode through
   :func:`geodata.events.create_event` and note its clearing with
   :func:`geodata.events.add_note`, count outcomes and log rejections.
+* Late readings (older than one the sensor already sent, e.g. redelivered after
+  a broker restart) are evaluated too: the rules are run again over the
+  sensor's stored readings from the episode open just before the late reading
+  on, and the episodes are made to agree with the result (:func:`episode_spans`
+  is that one state machine). A late alarm opens its episode and event, a late
+  clearing reading closes or splits one; a rerun over the same readings changes
+  nothing, so redeliveries never duplicate an episode or an event. Bounded:
+  readings more than :data:`REEVALUATE_WINDOW` older than the sensor's newest,
+  or a rerun of more than :data:`REPLAY_MAX_READINGS` readings, are stored and
+  not evaluated (logged). Ingest locks the sensor rows (``FOR UPDATE``, in id
+  order), so two batches for one sensor — two workers, a worker and a gateway —
+  take turns, and the second sees the first's readings.
 * :func:`check_offline` — sensors silent for longer than
   ``offline_after_reports × report_interval_s`` become offline (an episode of
   kind ``offline``); their next fresh reading clears it.
@@ -44,7 +56,7 @@ __all__ = [
     "parse_reading", "topic_sensor_code", "reading_topic", "ingest", "check_offline", "status_counts",
     "status_changes", "unit_counts", "reading_series", "sensor_alarms", "alarm_for_event", "rules",
     "ingest_stats", "prune_rejections", "record_rejections", "county_code", "create_gateway_key", "find_gateway",
-    "REASONS", "MAX_BATCH",
+    "REASONS", "MAX_BATCH", "EpisodeSpan", "episode_spans", "REEVALUATE_WINDOW", "REPLAY_MAX_READINGS",
 ]
 
 #: Largest payload accepted (bytes); a reading is a few hundred.
@@ -59,6 +71,11 @@ MAX_FUTURE = timedelta(minutes=10)
 MAX_AGE = timedelta(days=30)
 #: Rejected payloads logged as rows per call; the counters stay exact beyond it.
 REJECTION_ROWS_PER_CALL = 50
+#: Late readings measured at most this long before the sensor's newest one are
+#: evaluated in their place in time; older ones are stored only.
+REEVALUATE_WINDOW = timedelta(hours=24)
+#: Most stored readings of one sensor run through the rules again for late readings.
+REPLAY_MAX_READINGS = 20_000
 SOURCES = ("mqtt", "http", "cli")
 TOPIC_PREFIX = "dvmap"
 
@@ -97,13 +114,15 @@ class ReadingRejected(BilingualError):
         zh, en = REASONS[reason]
         if detail:
             zh, en = f"{zh}({detail})", f"{en} ({detail})"
-        super().__init__(zh, en)
+        super().__init__(zh, en, code=reason)
         self.reason = reason
         self.detail = detail
 
 
 class SensorInputError(BilingualError):
     """A call that cannot be served at all (bad batch, bad source, bad key name)."""
+
+    code = "bad_batch"
 
 
 @dataclass(frozen=True)
@@ -204,6 +223,63 @@ def _compare(value: float, comparison: str, level: float) -> bool:
     if comparison == "<=":
         return value <= level
     return value < level
+
+
+def _step(rule: Rule, is_open: bool, value: float) -> str | None:
+    """The rule's state machine: ``open``, ``hold``, ``clear`` or None (stays normal)."""
+    if not is_open:
+        return "open" if rule.raises(value) else None
+    return "clear" if rule.clears(value) else "hold"
+
+
+@dataclass
+class EpisodeSpan:
+    """One alarm episode as the readings say it should be (see :func:`episode_spans`)."""
+
+    opened_at: datetime
+    open_seq: int
+    open_value: float
+    peak: float
+    seqs: list
+    cleared_at: datetime | None = None
+    clear_seq: int | None = None
+    clear_value: float | None = None
+
+
+def episode_spans(rule: Rule, readings: Iterable[tuple]) -> list[EpisodeSpan]:
+    """Run one rule over readings in measured order, starting with no episode open.
+
+    Parameters
+    ----------
+    rule : Rule
+    readings : iterable of (measured_at, seq, values)
+        Sorted by (measured_at, seq); readings without the rule's value are skipped.
+
+    Returns
+    -------
+    list of EpisodeSpan
+        The episodes in time order; only the last may be open (``cleared_at`` None).
+        ``seqs`` holds the raising, holding and clearing readings, like
+        ``sensor_alarm.reading_seqs``.
+    """
+    out: list[EpisodeSpan] = []
+    current: EpisodeSpan | None = None
+    for measured_at, seq, values in readings:
+        value = _number(values.get(rule.value_key))
+        if value is None:
+            continue
+        step = _step(rule, current is not None, value)
+        if step == "open":
+            current = EpisodeSpan(measured_at, seq, value, value, [seq])
+            out.append(current)
+        elif step == "clear":
+            current.seqs.append(seq)
+            current.cleared_at, current.clear_seq, current.clear_value = measured_at, seq, value
+            current = None
+        elif step == "hold":
+            current.seqs.append(seq)
+            current.peak = rule.worse(current.peak, value)
+    return out
 
 
 # -- parsing (pure) -----------------------------------------------------------------
@@ -370,6 +446,7 @@ class _Sensor:
     last_seen_at: datetime | None
     last_seq: int | None
     fresh: list = field(default_factory=list)   # [(measured_at, seq, values)] newer than last_seen
+    late: list = field(default_factory=list)    # [(measured_at, seq)] stored now, older than last_seen
 
 
 @dataclass
@@ -382,6 +459,13 @@ class _Episode:
     event_id: int | None
     event_reported_at: datetime | None
     new_seqs: list = field(default_factory=list)
+    # the whole row, for reconciling with a rerun (late readings)
+    open_seq: int | None = None
+    open_value: float | None = None
+    cleared_at: datetime | None = None
+    clear_seq: int | None = None
+    clear_value: float | None = None
+    seqs: tuple = ()
 
 
 def rules(session: Session) -> list[Rule]:
@@ -471,11 +555,12 @@ def ingest(
             s.fresh.append((r.measured_at, r.seq, r.values))
             result.outcomes[i] = "stored"
             result.stored += 1
-        else:  # older than what the sensor already told us: kept, not evaluated
+        else:  # older than what the sensor already told us: evaluated in its place in time
+            s.late.append((r.measured_at, r.seq))
             result.outcomes[i] = "late"
             result.late += 1
 
-    live = [s for s in sensors.values() if s.fresh]
+    live = [s for s in sensors.values() if s.fresh or s.late]
     if live:
         _evaluate(session, live, now, result)
     result.rejected.sort(key=lambda r: r.index)
@@ -530,7 +615,12 @@ def _insert_readings(session: Session, rows) -> set[tuple[int, int]]:
 
 
 def _evaluate(session: Session, live: list[_Sensor], now: datetime, result: IngestResult) -> None:
-    """Run the fresh readings of each sensor through its rules, in measured-time order."""
+    """Run the new readings of each sensor through its rules, in measured-time order.
+
+    Readings newer than the sensor's last advance the open episodes (the common
+    case, cheap); a sensor with late readings gets its rules run again from
+    before the earliest of them (:func:`_rerun`).
+    """
     by_type: dict[str, list[Rule]] = {}
     all_rules = rules(session)
     for rule in all_rules:
@@ -538,56 +628,212 @@ def _evaluate(session: Session, live: list[_Sensor], now: datetime, result: Inge
     rule_by_id = {r.id: r for r in all_rules}
     open_rule, open_offline = _open_episodes(session, [s.id for s in live], rule_by_id)
     touched: dict[int, _Episode] = {}
-    updates = []
+    updates, statuses = [], []
     for s in live:
         s.fresh.sort(key=lambda x: (x[0], x[1]))
         offline = open_offline.get(s.id)
-        if offline is not None:
+        if offline is not None and s.fresh:
             # Heard from again: the silence is over (communication restored now).
             _close(session, offline.id, now, s.fresh[0][1], None, offline.new_seqs)
             result.offline_cleared += 1
-        eps = open_rule.get(s.id, {})
-        for measured_at, seq, values in s.fresh:
-            for rule in by_type.get(s.type, ()):
-                value = _number(values.get(rule.value_key))
-                if value is None:
-                    continue
-                ep = eps.get(rule.id)
-                if ep is None:
-                    if rule.raises(value):
-                        eps[rule.id] = _open(session, s, rule, measured_at, seq, value, result)
-                elif rule.clears(value):
-                    ep.new_seqs.append(seq)
-                    _close(session, ep.id, measured_at, seq, value, ep.new_seqs, ep.peak)
-                    touched.pop(ep.id, None)
-                    _note_cleared(session, s, ep, measured_at, seq, value)
-                    del eps[rule.id]
-                    result.alarms_cleared += 1
-                else:
-                    ep.new_seqs.append(seq)
-                    ep.peak = value if ep.peak is None else rule.worse(ep.peak, value)
-                    touched[ep.id] = ep
-        newest = s.fresh[-1]
+        type_rules = by_type.get(s.type, [])
+        since = _rerun_from(s)
+        eps = _rerun(session, s, type_rules, since, result) if since is not None else None
+        if eps is None:
+            eps = open_rule.get(s.id, {})
+            _advance(session, s, type_rules, eps, touched, result)
         status = "alarm" if eps else "normal"
-        updates.append((s.id, newest[0].isoformat(), newest[1], newest[2], status))
+        if s.fresh:
+            newest = s.fresh[-1]
+            updates.append((s.id, newest[0].isoformat(), newest[1], newest[2], status))
+        elif offline is None:  # late readings only: the alarm state may change, not what was seen last
+            statuses.append((s.id, status))
     for ep in touched.values():
         session.execute(
             text("UPDATE sensor_alarm SET reading_seqs = reading_seqs || CAST(:seqs AS bigint[]), peak_value = :peak,"
                  " updated_at = now() WHERE id = :id"),
             {"seqs": ep.new_seqs, "peak": ep.peak, "id": ep.id},
         )
-    session.execute(
+    if updates:
+        session.execute(
+            text(
+                """
+                UPDATE sensor s SET last_seen_at = (x ->> 1)::timestamptz, last_seq = (x ->> 2)::bigint,
+                       last_values = x -> 3, status = x ->> 4,
+                       status_changed_at = CASE WHEN s.status <> x ->> 4 THEN now() ELSE s.status_changed_at END
+                  FROM jsonb_array_elements(CAST(:doc AS jsonb)) AS x
+                 WHERE s.id = (x ->> 0)::integer
+                """
+            ),
+            {"doc": _dumps(updates)},
+        )
+    for sensor_id, status in statuses:
+        session.execute(
+            text("UPDATE sensor SET status = :st, status_changed_at = now() WHERE id = :id AND status <> :st"),
+            {"id": sensor_id, "st": status},
+        )
+
+
+def _advance(session: Session, s: _Sensor, type_rules: list[Rule], eps: dict[int, _Episode],
+             touched: dict[int, _Episode], result: IngestResult) -> None:
+    """Readings newer than any before: move each rule's state machine on from its open episode."""
+    for measured_at, seq, values in s.fresh:
+        for rule in type_rules:
+            value = _number(values.get(rule.value_key))
+            if value is None:
+                continue
+            ep = eps.get(rule.id)
+            step = _step(rule, ep is not None, value)
+            if step == "open":
+                eps[rule.id] = _open(session, s, rule, measured_at, seq, value, result)
+            elif step == "clear":
+                ep.new_seqs.append(seq)
+                _close(session, ep.id, measured_at, seq, value, ep.new_seqs, ep.peak)
+                touched.pop(ep.id, None)
+                _note_cleared(session, s, ep, measured_at, seq, value)
+                del eps[rule.id]
+                result.alarms_cleared += 1
+            elif step == "hold":
+                ep.new_seqs.append(seq)
+                ep.peak = value if ep.peak is None else rule.worse(ep.peak, value)
+                touched[ep.id] = ep
+
+
+def _rerun_from(s: _Sensor) -> tuple | None:
+    """(measured_at, seq) of the earliest late reading worth evaluating, or None."""
+    if not s.late:
+        return None
+    horizon = s.last_seen_at - REEVALUATE_WINDOW
+    recent = [p for p in s.late if p[0] >= horizon]
+    if len(recent) < len(s.late):
+        log.warning("sensor %s: %d reading(s) more than %s older than its newest stored, not evaluated",
+                    s.code, len(s.late) - len(recent), REEVALUATE_WINDOW)
+    return min(recent) if recent else None
+
+
+def _rerun(session: Session, s: _Sensor, type_rules: list[Rule], since: tuple,
+           result: IngestResult) -> dict[int, _Episode] | None:
+    """Run the rules again over the stored readings from before ``since`` and reconcile the episodes.
+
+    Per rule, the rerun starts at the opening of the episode open just before
+    ``since`` (its state before that reading was "no episode"), or at ``since``.
+    Returns the open episodes afterwards by rule id, or None when the rerun
+    would be too long (the late readings then stay unevaluated).
+    """
+    if not type_rules:
+        return {}
+    existing = _episodes_since(session, s.id, [r.id for r in type_rules], since)
+    starts = {}
+    for rule in type_rules:
+        carried = [(e.opened_at, e.open_seq) for e in existing.get(rule.id, ()) if (e.opened_at, e.open_seq) < since]
+        starts[rule.id] = min(carried, default=since)
+    first = min(starts.values())
+    readings = session.execute(
         text(
             """
-            UPDATE sensor s SET last_seen_at = (x ->> 1)::timestamptz, last_seq = (x ->> 2)::bigint,
-                   last_values = x -> 3, status = x ->> 4,
-                   status_changed_at = CASE WHEN s.status <> x ->> 4 THEN now() ELSE s.status_changed_at END
-              FROM jsonb_array_elements(CAST(:doc AS jsonb)) AS x
-             WHERE s.id = (x ->> 0)::integer
+            SELECT measured_at, seq, "values" FROM sensor_reading
+             WHERE sensor_id = :sid AND measured_at >= :t AND (measured_at, seq) >= (:t, :seq)
+             ORDER BY measured_at, seq LIMIT :n
             """
         ),
-        {"doc": _dumps(updates)},
-    )
+        {"sid": s.id, "t": first[0], "seq": first[1], "n": REPLAY_MAX_READINGS + 1},
+    ).all()
+    if len(readings) > REPLAY_MAX_READINGS:
+        log.warning("sensor %s: more than %d readings since %s; late readings stored, not evaluated",
+                    s.code, REPLAY_MAX_READINGS, first[0].isoformat())
+        return None
+    readings = [(r.measured_at, r.seq, r.values) for r in readings]
+    open_now = {}
+    for rule in type_rules:
+        start = starts[rule.id]
+        spans = episode_spans(rule, (x for x in readings if (x[0], x[1]) >= start))
+        ep = _reconcile(session, s, rule, existing.get(rule.id, []), spans, result)
+        if ep is not None:
+            open_now[rule.id] = ep
+    return open_now
+
+
+def _episodes_since(session: Session, sensor_id: int, rule_ids: list[int], since: tuple) -> dict[int, list[_Episode]]:
+    """Threshold episodes still open at ``since`` or opened after it, by rule, in time order."""
+    rows = session.execute(
+        text(
+            """
+            SELECT id, rule_id, opened_at, open_seq, open_value, peak_value, cleared_at, clear_seq, clear_value,
+                   reading_seqs, event_id, event_reported_at
+              FROM sensor_alarm
+             WHERE sensor_id = :sid AND kind = 'threshold' AND rule_id = ANY(:rules)
+               AND (cleared_at IS NULL OR (cleared_at, coalesce(clear_seq, -1)) > (:t, :seq))
+             ORDER BY opened_at, open_seq, id
+            """
+        ),
+        {"sid": sensor_id, "rules": rule_ids, "t": since[0], "seq": since[1]},
+    ).mappings()
+    out: dict[int, list[_Episode]] = {}
+    for r in rows:
+        out.setdefault(r["rule_id"], []).append(_Episode(
+            r["id"], sensor_id, None, r["opened_at"], r["peak_value"], r["event_id"], r["event_reported_at"],
+            open_seq=r["open_seq"], open_value=r["open_value"], cleared_at=r["cleared_at"],
+            clear_seq=r["clear_seq"], clear_value=r["clear_value"], seqs=tuple(r["reading_seqs"]),
+        ))
+    return out
+
+
+def _reconcile(session: Session, s: _Sensor, rule: Rule, existing: list[_Episode], spans: list[EpisodeSpan],
+               result: IngestResult) -> _Episode | None:
+    """Make the stored episodes of one rule agree with a rerun; returns the one left open, if any.
+
+    A stored episode is the same episode as the span sharing readings with it
+    (readings are only ever added, so a raising reading stays in an episode and
+    a clearing reading still clears): it keeps its id and event and takes the
+    span's bounds. A span without one is a missed episode: opened with its
+    event now (cleared at once, with its note, if its readings say so). Spans
+    are handled in time order, so the one-open-episode index never trips.
+    """
+    used: set[int] = set()
+    pairs = []
+    for span in spans:
+        seqs = set(span.seqs)
+        match = next((e for e in existing if e.id not in used and seqs.intersection(e.seqs)), None)
+        if match is not None:
+            used.add(match.id)
+        pairs.append((span, match))
+    strays = [e for e in existing if e.id not in used]
+    for e in strays:  # only after rules or readings were edited by hand
+        log.warning("sensor %s: alarm episode %s (%s) no longer matches its readings; left as it is",
+                    s.code, e.id, rule.code)
+    stray_open = any(e.cleared_at is None for e in strays)
+    left_open = None
+    for span, ep in pairs:
+        if span.cleared_at is None and stray_open and (ep is None or ep.cleared_at is not None):
+            continue  # it would be a second open episode of the rule
+        if ep is None:
+            ep = _open(session, s, rule, span.opened_at, span.open_seq, span.open_value, result, span)
+            was_open = True  # raised and, if its readings say so, cleared: noted like in order
+        else:
+            was_open = ep.cleared_at is None
+        ep.rule = rule
+        if (ep.opened_at, ep.open_seq, ep.open_value, ep.peak, tuple(ep.seqs), ep.cleared_at, ep.clear_seq,
+                ep.clear_value) != (span.opened_at, span.open_seq, span.open_value, span.peak, tuple(span.seqs),
+                                    span.cleared_at, span.clear_seq, span.clear_value):
+            session.execute(
+                text(
+                    "UPDATE sensor_alarm SET opened_at = :oa, open_seq = :os, open_value = :ov, peak_value = :pk,"
+                    " reading_seqs = CAST(:seqs AS bigint[]), cleared_at = :ca, clear_seq = :cs, clear_value = :cv,"
+                    " updated_at = now() WHERE id = :id"
+                ),
+                {"oa": span.opened_at, "os": span.open_seq, "ov": span.open_value, "pk": span.peak,
+                 "seqs": list(span.seqs), "ca": span.cleared_at, "cs": span.clear_seq, "cv": span.clear_value,
+                 "id": ep.id},
+            )
+            log.info("sensor %s: alarm episode %s (%s) set by late readings to %s … %s", s.code, ep.id, rule.code,
+                     span.opened_at.isoformat(), span.cleared_at.isoformat() if span.cleared_at else "open")
+        ep.opened_at, ep.peak = span.opened_at, span.peak
+        if span.cleared_at is None:
+            left_open = ep
+        elif was_open:
+            _note_cleared(session, s, ep, span.cleared_at, span.clear_seq, span.clear_value)
+            result.alarms_cleared += 1
+    return left_open
 
 
 def _open_episodes(session: Session, sensor_ids: list[int], rule_by_id: dict[int, Rule]):
@@ -615,8 +861,12 @@ def _actor(s: _Sensor) -> ev.Actor:
 
 
 def _open(session: Session, s: _Sensor, rule: Rule, measured_at, seq: int, value: float,
-          result: IngestResult) -> _Episode:
-    """Open an episode and its one event (idempotent on the episode's raising reading)."""
+          result: IngestResult, span: EpisodeSpan | None = None) -> _Episode:
+    """Open an episode and its one event (idempotent on the episode's raising reading).
+
+    With ``span`` (a missed episode found by a rerun) the row is written whole,
+    already cleared if the span is: never a second open episode, even for a moment.
+    """
     op_zh = {">=": "≥", ">": ">", "<=": "≤", "<": "<"}[rule.comparison]
     description = (
         f"{rule.label_zh}:设备 {s.code} 读数 {rule.value_key} = {value:g}(阈值 {op_zh} {rule.raise_level:g})。"
@@ -624,31 +874,44 @@ def _open(session: Session, s: _Sensor, rule: Rule, measured_at, seq: int, value
         f"(limit {rule.comparison} {rule.raise_level:g})."
     )
     event_id = reported_at = None
+    key = f"sensor-alarm:{s.id}:{rule.id}:{seq}"
     try:
-        with session.begin_nested():  # a refused event must not undo the readings
-            ref = ev.create_event(
-                session, lon=s.lon, lat=s.lat, subclass=rule.subclass_code, description=description,
-                urgency=rule.urgency, source=rule.event_source, actor=_actor(s), sensor_id=s.id,
-                client_key=f"sensor-alarm:{s.id}:{rule.id}:{seq}",
-            )
-        event_id, reported_at = ref.id, ref.reported_at
-        result.events.append(ref.id)
+        for attempt in range(3):
+            with session.begin_nested():  # a refused event must not undo the readings
+                ref = ev.create_event(
+                    session, lon=s.lon, lat=s.lat, subclass=rule.subclass_code, description=description,
+                    urgency=rule.urgency, source=rule.event_source, actor=_actor(s), sensor_id=s.id,
+                    client_key=key if attempt == 0 else f"{key}:{attempt}",
+                )
+            # The key names the raising reading; once late readings moved an episode's
+            # start, its old raising reading may raise again and find that episode's event.
+            if ref.created or not session.execute(
+                    text("SELECT EXISTS (SELECT 1 FROM sensor_alarm WHERE event_id = :id)"), {"id": ref.id}).scalar():
+                event_id, reported_at = ref.id, ref.reported_at
+                result.events.append(ref.id)
+                break
     except (ev.EventError, ev.PermissionDenied) as exc:
         log.warning("sensor %s: alarm %s without event: %s", s.code, rule.code, exc)
+    span = span or EpisodeSpan(measured_at, seq, value, value, [seq])
     episode_id = session.execute(
         text(
             """
             INSERT INTO sensor_alarm (sensor_id, village_id, kind, rule_id, opened_at, open_seq, open_value,
-                                      peak_value, reading_seqs, event_id, event_reported_at)
-            VALUES (:sid, :vid, 'threshold', :rid, :at, :seq, :v, :v, ARRAY[CAST(:seq AS bigint)], :eid, :ert)
+                                      peak_value, reading_seqs, cleared_at, clear_seq, clear_value,
+                                      event_id, event_reported_at)
+            VALUES (:sid, :vid, 'threshold', :rid, :at, :seq, :v, :peak, CAST(:seqs AS bigint[]), :ca, :cs, :cv,
+                    :eid, :ert)
             RETURNING id
             """
         ),
         {"sid": s.id, "vid": s.village_id, "rid": rule.id, "at": measured_at, "seq": seq, "v": value,
-         "eid": event_id, "ert": reported_at},
+         "peak": span.peak, "seqs": list(span.seqs), "ca": span.cleared_at, "cs": span.clear_seq,
+         "cv": span.clear_value, "eid": event_id, "ert": reported_at},
     ).scalar_one()
     result.alarms_opened += 1
-    return _Episode(episode_id, s.id, rule, measured_at, value, event_id, reported_at)
+    return _Episode(episode_id, s.id, rule, measured_at, span.peak, event_id, reported_at, open_seq=seq,
+                    open_value=value, cleared_at=span.cleared_at, clear_seq=span.clear_seq,
+                    clear_value=span.clear_value, seqs=tuple(span.seqs))
 
 
 def _close(session: Session, episode_id: int, at, seq, value, seqs, peak=None) -> None:
