@@ -4,12 +4,23 @@ Chinese departments' Shapefiles are mostly GBK (Windows code page 936), often wi
 ``.cpg``; newer ones are UTF-8. GDAL, left alone, reads a ``.dbf`` without ``.cpg``
 or language-driver id as ISO-8859-1 and garbles the text. Here the raw ``.dbf`` bytes of
 every character field are checked with *strict* decoders, so the encoding chosen is one
-in which every value decodes — never one that would produce U+FFFD or mojibake.
+in which every value decodes — never one that would produce U+FFFD.
+
+Decoding strictly is not enough: GBK bytes are often valid UTF-8 too (乾元小学 in GBK
+reads as UTF-8 ``ǬԪСѧ``). When several encodings decode the whole file, each decoding
+is scored for plausible Chinese text over the whole file — common (GB2312 level-1)
+hanzi and CJK punctuation count for it; Cyrillic, Armenian, IPA, Latin Extended-B and
+control characters, which is what Chinese in the wrong encoding turns into, count
+against it — and the most plausible wins (UTF-8 on a near tie). When both read as
+plausible text, or another encoding decoded but was set aside, the choice carries a
+note for the import report.
 """
 from __future__ import annotations
 
 import codecs
+import re
 import struct
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +51,8 @@ class EncodingChoice:
 
     encoding: str
     source: str
+    #: a note for the report: (code, details) — ``encoding_ambiguous`` or ``encoding_implausible``
+    note: tuple | None = None
 
 
 def normalise_name(name: str, source: str = "given") -> str:
@@ -77,27 +90,105 @@ def _decodes(value: bytes, encoding: str) -> bool:
         return False
 
 
+_NON_ASCII = re.compile(r"[\x00-\x7f]+")
+_RUN = re.compile(r"[^\x00-\x1f\"',;|\t]{1,24}")
+#: Score of a decoding, from -1 (garbled) to 1 (plainly Chinese), at which it is plausible.
+PLAUSIBLE = 0.5
+#: UTF-8 wins unless another decoding is this much more plausible (it cannot be had by accident
+#: as often as GBK can: most GBK text is not valid UTF-8, the reverse is rarely true).
+_UTF8_EDGE = 0.49
+
+
+def char_weight(ch: str) -> float:
+    """How much one non-ASCII character speaks for the text being real Chinese (-1 … 1)."""
+    cp = ord(ch)
+    if 0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF:
+        try:
+            lead = ch.encode("gb2312")[0]
+        except UnicodeEncodeError:
+            return 0.2          # a rare hanzi outside GB2312: possible in names, not evidence
+        return 1.0 if lead <= 0xD7 else 0.6   # GB2312 level-1 (common) / level-2
+    if 0x3000 <= cp <= 0x303F or 0xFF00 <= cp <= 0xFFEF or 0x2010 <= cp <= 0x206F:
+        return 1.0              # CJK and full-width punctuation, quotes, dashes
+    if 0x00C0 <= cp <= 0x017F and cp not in (0xD7, 0xF7):
+        return 0.6              # Latin-1 and Latin Extended-A letters: European names
+    if 0x00A0 <= cp <= 0x00BF or cp in (0xD7, 0xF7) or 0x2100 <= cp <= 0x22FF or 0x2460 <= cp <= 0x24FF:
+        return 0.3              # °, ·, ², №, ①: plausible symbols
+    return -1.0                 # C1 controls, Latin Ext-B, IPA, Greek, Cyrillic, Armenian, PUA...
+
+
+def plausibility(chars: Counter) -> float:
+    """Mean :func:`char_weight` of the non-ASCII characters counted in ``chars`` (1.0 when none)."""
+    total = sum(chars.values())
+    if not total:
+        return 1.0
+    return sum(char_weight(ch) * n for ch, n in chars.items()) / total
+
+
+def _sample(text: str) -> str:
+    """The first stretch of non-ASCII text, for a report (at most 24 characters)."""
+    m = re.search(r"[^\x00-\x7f]", text)
+    if not m:
+        return ""
+    start = m.start()
+    while start > 0 and m.start() - start < 12 and _RUN.match(text[start - 1]):
+        start -= 1  # from the start of the word or value
+    run = _RUN.match(text, start)
+    return (run.group(0) if run else text[start:start + 24]).strip()
+
+
+def _decide(order: list[str], counts: dict[str, Counter], sample_of) -> tuple[str, tuple | None]:
+    """Choose among encodings that all decoded the whole file; also say why, for the report."""
+    if len(order) == 1:
+        return order[0], None
+    scores = {enc: plausibility(counts[enc]) for enc in order}
+    best = max(order, key=lambda e: (scores[e] + (_UTF8_EDGE if e == UTF8 else 0.0), -order.index(e)))
+    sample = sample_of(best)
+    for other in order:
+        other_sample = sample_of(other)
+        if other == best or other_sample == sample:   # GBK and GB18030 often read the same
+            continue
+        detail = {"encoding": best, "other": other, "sample": sample, "other_sample": other_sample,
+                  "score": round(scores[best], 2), "other_score": round(scores[other], 2)}
+        if scores[other] >= PLAUSIBLE:
+            return best, ("encoding_ambiguous", detail)
+        if other == UTF8:  # worth saying only when valid UTF-8 was set aside
+            return best, ("encoding_implausible", detail)
+    return best, None
+
+
 class _Verdict:
     def __init__(self):
         self.non_ascii = False
         self.ok = {UTF8: True, GBK: True, GB18030: True}
+        self.chars = {enc: Counter() for enc in self.ok}
+        self.first: bytes | None = None
 
     def feed(self, value: bytes) -> None:
         if not value or value.isascii():
             return
         self.non_ascii = True
+        if self.first is None:
+            self.first = value
         for enc, still in self.ok.items():
-            if still and not _decodes(value, enc):
+            if not still:
+                continue
+            try:
+                text = codecs.getincrementaldecoder(enc)("strict").decode(value, final=False)
+            except UnicodeDecodeError:
                 self.ok[enc] = False
+                self.chars[enc] = Counter()
+                continue
+            self.chars[enc].update(_NON_ASCII.sub("", text))
 
     def hopeless(self) -> bool:
         return self.non_ascii and not any(self.ok.values())
 
-    def best(self) -> str | None:
-        for enc in (UTF8, GBK, GB18030):
-            if self.ok[enc]:
-                return enc
-        return None
+    def best(self) -> tuple[str, tuple | None] | None:
+        order = [enc for enc in (UTF8, GBK, GB18030) if self.ok[enc]]
+        if not order:
+            return None
+        return _decide(order, self.chars, lambda enc: _sample(self.first.decode(enc, "replace")))
 
 
 def dbf_text_values(dbf: Path, chunk_records: int = 4096):
@@ -166,8 +257,9 @@ def choose_dbf_encoding(dbf: Path, cpg: Path | None = None, given: str | None = 
     """Decide the encoding of a Shapefile's attributes.
 
     The order is: the encoding given by the person importing, the ``.cpg`` file, the
-    language-driver id of the ``.dbf`` header, then detection (UTF-8, else GBK, else
-    GB18030). A declared encoding is verified against the data: if any value does not
+    language-driver id of the ``.dbf`` header, then detection: of UTF-8, GBK and GB18030,
+    those that decode every value, the one whose text is the most plausible Chinese
+    (see :func:`plausibility`). A declared encoding is verified against the data: if any value does not
     decode, the import is refused instead of garbling the text.
 
     Parameters
@@ -213,11 +305,12 @@ def choose_dbf_encoding(dbf: Path, cpg: Path | None = None, given: str | None = 
     best = verdict.best()
     if best is None:
         raise ImportRejected("encoding_undetected")
-    return EncodingChoice(best, "detected")
+    return EncodingChoice(best[0], "detected", best[1])
 
 
 def decode_text(data: bytes, given: str | None = None) -> tuple[str, EncodingChoice]:
-    """Decode a whole text file (CSV, GeoJSON): BOM, else given, else UTF-8, GBK, GB18030.
+    """Decode a whole text file (CSV, GeoJSON): BOM, else given, else the most plausible of
+    UTF-8, GBK and GB18030 among those that decode it strictly.
 
     Parameters
     ----------
@@ -243,12 +336,20 @@ def decode_text(data: bytes, given: str | None = None) -> tuple[str, EncodingCho
         return _strict(data, normalise_name(given, "given"), "given")
     if data.isascii():
         return data.decode("ascii"), EncodingChoice(UTF8, "ascii")
+    order, counts, samples = [], {}, {}
     for enc in (UTF8, GBK, GB18030):
         try:
-            return data.decode(enc), EncodingChoice(enc, "detected")
+            text = data.decode(enc)
         except UnicodeDecodeError:
             continue
-    raise ImportRejected("encoding_undetected")
+        order.append(enc)
+        counts[enc] = Counter(_NON_ASCII.sub("", text))
+        samples[enc] = _sample(text)
+        del text  # one decoded copy at a time: the winner is decoded again below
+    if not order:
+        raise ImportRejected("encoding_undetected")
+    best, note = _decide(order, counts, samples.get)
+    return data.decode(best), EncodingChoice(best, "detected", note)
 
 
 def _strict(data: bytes, encoding: str, source: str) -> tuple[str, EncodingChoice]:

@@ -34,6 +34,19 @@ MESSAGES: dict[str, tuple[str, str]] = {
                       " looks like a zip bomb."),
     "archive_nested": ("压缩包内嵌套压缩包“{entry}”,请解开后再上传。",
                        "Archive contains a nested archive '{entry}'; unpack it and upload the contents."),
+    "archive_method": ("压缩包条目“{entry}”使用 {method} 压缩方式,只接受不压缩(stored)和 Deflate(普通 ZIP);"
+                       "请用常规 ZIP 方式重新打包。",
+                       "Archive entry '{entry}' uses the {method} compression method; only stored and Deflate "
+                       "(an ordinary ZIP) are accepted. Re-pack it as an ordinary ZIP."),
+    "archive_total_ratio": ("压缩包解压后共 {size} 字节,而压缩包只有 {compressed} 字节(压缩比 {ratio:.0f}:1,上限 "
+                            "{limit}:1),疑似压缩炸弹。",
+                            "The archive expands to {size} bytes from {compressed} (ratio {ratio:.0f}:1, limit "
+                            "{limit}:1); looks like a zip bomb."),
+    "archive_size_mismatch": ("压缩包条目“{entry}”实际解压出 {actual} 字节,与其头部声明的 {declared} 字节不符,已拒绝。",
+                              "Archive entry '{entry}' expands to {actual} bytes, not the {declared} bytes its "
+                              "header declares; refused."),
+    "file_misnamed": ("文件实为{what_zh},而扩展名为 {ext}。请改正扩展名后重新上传。",
+                      "The file is {what_en} but is named {ext}. Correct the extension and upload it again."),
     "no_dataset": ("压缩包中没有可导入的数据(.shp、.gpkg、.geojson、.csv、.xlsx、.tif)。",
                    "No importable data in the archive (.shp, .gpkg, .geojson, .csv, .xlsx, .tif)."),
     "shapefile_incomplete": ("Shapefile“{name}”缺少 {missing} 文件。", "Shapefile '{name}' lacks its {missing} file."),
@@ -93,6 +106,34 @@ MESSAGES: dict[str, tuple[str, str]] = {
                  "Invalid geometry repaired: {reason}; area {before:.1f} → {after:.1f} m² (change {delta:+.1f} m²)."),
     "repair_dropped_parts": ("修复后丢弃了 {dropped} 个非{family}部分。",
                              "Repair dropped {dropped} parts that were not {family}."),
+    "parts_unioned": ("多部分要素的 {parts} 个部分相互重叠,已合并为并集:覆盖范围不变,重叠的 {overlap:.1f} m² 只计一次"
+                      "(各部分面积之和 {before:.1f} m²,合并后 {after:.1f} m²)。",
+                      "The feature's {parts} parts overlap and were merged (union): the area covered is unchanged, "
+                      "the {overlap:.1f} m² overlap counts once (parts' sum {before:.1f} m², merged {after:.1f} m²)."),
+    "repair_area_changed": ("修复使面积改变了 {pct:.1f}%({before:.1f} → {after:.1f} m²),超过 {tol:g}% 的容差,"
+                            "请核对此要素。",
+                            "The repair changed the area by {pct:.1f}% ({before:.1f} → {after:.1f} m²), more than "
+                            "the {tol:g}% tolerance; check this feature."),
+    "too_many_vertices": ("要素“{name}”有 {vertices} 个顶点,超过每个要素 {limit} 个的上限,未导入;请简化或拆分后再导入。",
+                          "Feature '{name}' has {vertices} vertices, more than the {limit} allowed per feature; "
+                          "not imported. Simplify or split it and import again."),
+    "too_complex": ("要素“{name}”的几何过于复杂({vertices} 个顶点,预计校验约需 {estimate:.0f} 秒),超过每个要素 "
+                    "{limit:g} 秒的预算,未导入;请简化或拆分后再导入。",
+                    "Feature '{name}' is too complex ({vertices} vertices, checking it would take about "
+                    "{estimate:.0f} s), over the {limit:g} s budget per feature; not imported. Simplify or split "
+                    "it and import again."),
+    "too_slow": ("要素“{name}”的几何校验用了 {seconds:.1f} 秒,超过每个要素 {limit:g} 秒的预算,未导入;请简化或拆分后再导入。",
+                 "Checking feature '{name}' took {seconds:.1f} s, over the {limit:g} s budget per feature; not "
+                 "imported. Simplify or split it and import again."),
+    "encoding_ambiguous": ("属性文本按 {encoding} 和 {other} 解码都像中文(如“{sample}” / “{other_sample}”),"
+                           "已采用 {encoding};如不对,请指定编码重新导入。",
+                           "The attribute text reads as plausible Chinese both as {encoding} and as {other} "
+                           "('{sample}' / '{other_sample}'); {encoding} was used. If that is wrong, import again "
+                           "giving the encoding."),
+    "encoding_implausible": ("属性文本也能按 {other} 解码,但得到的“{other_sample}”不像中文;已按 {encoding} 读取"
+                             "(“{sample}”)。",
+                             "The attribute text also decodes as {other}, but that gives '{other_sample}', which is "
+                             "not plausible Chinese; read as {encoding} ('{sample}')."),
     "unrepairable": ("无效几何无法修复:{reason}", "Invalid geometry could not be repaired: {reason}"),
     "duplicate_id": ("编号 {id} 重复(首次出现在第 {first} 行)。", "Duplicate id {id} (first seen in row {first})."),
     "outside_county": ("位于本县范围之外。", "Lies outside the county."),
@@ -146,6 +187,8 @@ class ImportRejected(BilingualError):
     **details
         Values for the message and for the saved report.
     """
+
+    http_status = 422  # the request was understood, the file is refused
 
     def __init__(self, code: str, /, **details):
         zh, en = message(code, **details)

@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from etl.importers import crs as crsmod
 from etl.importers.archive import Limits
 from etl.importers.errors import ImportRejected, message
-from etl.importers.geometry import check_geometry, family, finite, precheck
+from etl.importers.geometry import budget_reject, check_geometry, family, finite, precheck
 from etl.importers.raster import describe, inspect_raster, store_raster
 from etl.importers.readers import Feature, Source, locate, open_vector
 from etl.importers.report import Issue, ImportReport
@@ -269,6 +269,7 @@ class _Run:
         self.rejected: set[int] = set()
         self.repairs: dict[int, Issue] = {}
         self.repaired_rows: set[int] = set()
+        self.flags: dict[int, Issue] = {}       # flagged in Python (a repair that changed the area)
         self.seen: dict[str, int] = {}
         self._last = 0.0
 
@@ -294,8 +295,20 @@ def _majority_family(features: list[Feature]) -> tuple[str | None, bool]:
     return counts.most_common(1)[0][0], len(counts) > 1
 
 
+def _feature_name(f: Feature, target: Target) -> str:
+    """How the report names a feature: its name, else its id, else its row."""
+    try:
+        name = target.get(f.props, "name")
+    except Exception:  # noqa: BLE001 - a name is only for the message
+        name = None
+    for value in (name, f.fid):
+        if value not in (None, ""):
+            return str(value)[:60]
+    return f"#{f.row}"
+
+
 def _stage_features(conn, src: Source, target: Target, plan: crsmod.CrsPlan | None, want: str | None,
-                    run: _Run, head: list[list[Feature]], rest) -> _Stager:
+                    run: _Run, head: list[list[Feature]], rest, limits: Limits) -> _Stager:
     stager = _Stager(conn)
     done = 0
 
@@ -316,6 +329,14 @@ def _stage_features(conn, src: Source, target: Target, plan: crsmod.CrsPlan | No
                 if pre:
                     run.reject(f, *pre)
                     continue
+                # The budget comes before any validity check: GEOS's check (and PostGIS's
+                # CHECK constraint, which repeats it) is quadratic for some shapes.
+                over = budget_reject(f.geom, _feature_name(f, target), limits.max_feature_vertices,
+                                     limits.max_feature_seconds)
+                if over:
+                    run.reject(f, *over)
+                    continue
+                started = time.monotonic()
                 geom = plan.apply(f.geom) if plan is not None else f.geom
                 if not finite(geom):
                     run.reject(f, "non_finite", {})
@@ -323,6 +344,11 @@ def _stage_features(conn, src: Source, target: Target, plan: crsmod.CrsPlan | No
                 checked = check_geometry(geom, want, target.single_point, target.promote_multi)
                 if checked.reject:
                     run.reject(f, *checked.reject)
+                    continue
+                spent = time.monotonic() - started
+                if spent > limits.max_feature_seconds:  # the estimate missed: do not pay for it again in SQL
+                    run.reject(f, "too_slow", {"name": _feature_name(f, target), "seconds": round(spent, 1),
+                                               "limit": limits.max_feature_seconds})
                     continue
                 geom = checked.geom
             try:
@@ -342,6 +368,8 @@ def _stage_features(conn, src: Source, target: Target, plan: crsmod.CrsPlan | No
                     run.repairs[f.row] = Issue.make("repaired", "repaired", f.row, f.fid, **checked.repair)
                 for code, detail in checked.notes:
                     run.report.add(Issue.make("note", code, f.row, f.fid, **detail))
+            if target.family is not None and checked.flag:
+                run.flags[f.row] = Issue.make("flagged", checked.flag[0], f.row, f.fid, **checked.flag[1])
             ewkb = shapely.to_wkb(shapely.set_srid(geom, STORAGE_SRID), hex=True, include_srid=True) \
                 if geom is not None else None
             try:
@@ -363,6 +391,8 @@ def _import_vector(conn, fmt: str, path: Path, layer: str | None, target_name: s
     report.format = fmt
     if src.encoding:
         report.encoding, report.encoding_source = src.encoding.encoding, src.encoding.source
+        if src.encoding.note:
+            report.note(src.encoding.note[0], **src.encoding.note[1])
     reference = _reference(conn)
     reference["fields"] = src.fields
     fields = resolve_fields(src.fields, options.field_map)
@@ -403,7 +433,7 @@ def _import_vector(conn, fmt: str, path: Path, layer: str | None, target_name: s
 
     run = _Run(report, progress, src.count)
     conn.execute(text(_STAGING_DDL))
-    _stage_features(conn, src, target, plan, want, run, head, it)
+    _stage_features(conn, src, target, plan, want, run, head, it, limits)
 
     # -- validation in SQL -----------------------------------------------------------
     if progress:
@@ -432,13 +462,16 @@ def _import_vector(conn, fmt: str, path: Path, layer: str | None, target_name: s
         " ORDER BY row_no")).all()
     for row_no, fid, code in flagged:
         report.add(Issue.make("flagged", code, row_no, fid))
+    for row_no, issue in run.flags.items():
+        if row_no not in run.rejected:
+            report.add(issue)
     for row_no, issue in run.repairs.items():
         if row_no not in run.rejected:
             report.add(issue)
     report.issues.sort(key=lambda i: (i.row or 0, ("rejected", "repaired", "flagged", "note").index(i.kind)
                                       if i.kind in ("rejected", "repaired", "flagged", "note") else 9))
     report.rows_rejected = len(run.rejected)
-    report.rows_flagged = len(flagged)
+    report.rows_flagged = len({r[0] for r in flagged} | (set(run.flags) - run.rejected))
     report.rows_repaired = len(run.repaired_rows - run.rejected)
     report.rows_imported = report.rows_read - report.rows_rejected
 
@@ -492,7 +525,7 @@ def _check_request(target: str, options: ImportOptions, scope: Scope) -> None:
 
 
 def run_import(path: str | Path, target: str, connection, *, scope: Scope = SYSTEM,
-               options: ImportOptions | None = None, limits: Limits = Limits(),
+               options: ImportOptions | None = None, limits: Limits | None = None,
                progress: Progress | None = None) -> ImportReport:
     """Import one file into one target, all or nothing, and return its report.
 
@@ -530,6 +563,7 @@ def run_import(path: str | Path, target: str, connection, *, scope: Scope = SYST
         saved as ``failed`` first when the database is still reachable.
     """
     options = options or ImportOptions()
+    limits = limits or Limits()
     path = Path(path)
     report = ImportReport(file_name=options.file_name or path.name, target=target)
     report.options = options.public()
@@ -637,7 +671,7 @@ def _failed(connection, report, scope, options, exc, outer) -> ImportReport:
 
 
 def import_file(path: str | Path, target: str, engine, *, scope: Scope = SYSTEM,
-                options: ImportOptions | None = None, limits: Limits = Limits(),
+                options: ImportOptions | None = None, limits: Limits | None = None,
                 progress: Progress | None = None) -> ImportReport:
     """:func:`run_import` on a connection of its own (committed), for the CLI and the web.
 

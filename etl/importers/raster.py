@@ -36,7 +36,7 @@ class RasterInfo:
     footprint_wkt: str  # in the storage CRS
 
 
-def inspect_raster(path: Path, given_crs: str | None, limits: Limits = Limits()) -> RasterInfo:
+def inspect_raster(path: Path, given_crs: str | None, limits: Limits | None = None) -> RasterInfo:
     """Open a GeoTIFF with rasterio and describe it; refuse when it cannot be placed.
 
     Parameters
@@ -67,6 +67,7 @@ def inspect_raster(path: Path, given_crs: str | None, limits: Limits = Limits())
             if ds.driver != "GTiff":
                 raise ImportRejected("raster_unreadable", error=f"driver {ds.driver}")
             pixels = ds.width * ds.height * ds.count
+            limits = limits or Limits()
             if pixels > limits.max_raster_pixels:
                 raise ImportRejected("raster_too_large", pixels=pixels, limit=limits.max_raster_pixels)
             crs = parse_crs(given_crs) if given_crs else None

@@ -83,23 +83,73 @@ def _plain(value):
 
 
 # -- discovering the dataset ---------------------------------------------------
+#: What a file's first bytes say it is: (magic, offset, kind, Chinese, English).
+_MAGIC = [
+    (b"PK\x03\x04", 0, "zip", "ZIP 压缩包", "a ZIP archive"),
+    (b"PK\x05\x06", 0, "zip", "ZIP 压缩包", "a ZIP archive"),
+    (b"SQLite format 3\x00", 0, "sqlite", "SQLite 数据库(GeoPackage)", "an SQLite database (GeoPackage)"),
+    (b"II*\x00", 0, "tiff", "TIFF 图像", "a TIFF image"), (b"MM\x00*", 0, "tiff", "TIFF 图像", "a TIFF image"),
+    (b"II+\x00", 0, "tiff", "TIFF 图像", "a TIFF image"), (b"MM\x00+", 0, "tiff", "TIFF 图像", "a TIFF image"),
+    (b"\x1f\x8b", 0, "gzip", "gzip 压缩文件", "a gzip file"),
+    (b"7z\xbc\xaf\x27\x1c", 0, "7z", "7-Zip 压缩包", "a 7-Zip archive"),
+    (b"Rar!\x1a\x07", 0, "rar", "RAR 压缩包", "a RAR archive"),
+    (b"\xfd7zXZ\x00", 0, "xz", "xz 压缩文件", "an xz file"),
+    (b"1AY&SY", 4, "bzip2", "bzip2 压缩文件", "a bzip2 file"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", 0, "ole", "旧版 Office 文件(如 .xls)", "an old Office file (e.g. .xls)"),
+    (b"%PDF", 0, "pdf", "PDF 文档", "a PDF document"),
+    (b"\x89PNG", 0, "png", "PNG 图片", "a PNG image"), (b"\xff\xd8\xff", 0, "jpeg", "JPEG 图片", "a JPEG image"),
+    (b"\x00\x00\x27\x0a", 0, "shp", "单独的 .shp 文件(缺 .dbf/.shx,请把整套 Shapefile 打成 ZIP)",
+     "a bare .shp file (without its .dbf/.shx: zip the whole Shapefile)"),
+]
+#: What each format's content must be (None: text).
+_EXPECTED = {"zip": "zip", "xlsx": "zip", "gpkg": "sqlite", "geotiff": "tiff",
+             "shapefile": "shp", "geojson": None, "csv": None}
+
+
+def sniff_content(head: bytes) -> tuple[str, str, str] | None:
+    """What the first bytes of a file say it is: (kind, Chinese name, English name), or None.
+
+    Parameters
+    ----------
+    head : bytes
+        The file's first bytes (16 are enough).
+    """
+    for magic, offset, kind, zh, en in _MAGIC:
+        if head[offset:offset + len(magic)] == magic and (kind != "bzip2" or head[:3] == b"BZh"):
+            return kind, zh, en
+    if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "binary", "二进制文件(不是文本)", "a binary file (not text)"
+    return None
+
+
 def sniff_format(path: Path) -> str | None:
-    """The format of a file by its extension, confirmed by magic bytes where they exist."""
+    """The format of a file: by its extension, confirmed by its content's magic bytes.
+
+    Returns None for an unknown file; raises when the content contradicts the extension.
+
+    Raises
+    ------
+    ImportRejected
+        ``file_misnamed``, naming what the content is (a ZIP named ``.geojson``...).
+    """
     ext = path.suffix.lower()
     with open(path, "rb") as fh:
         head = fh.read(16)
-    if ext == ".zip":
-        return "zip" if head.startswith(b"PK") else None
-    if ext in RASTER_EXT:
-        return "geotiff" if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+") else None
-    if ext == ".gpkg":
-        return "gpkg" if head.startswith(b"SQLite format 3\x00") else None
-    if ext == ".xlsx":
-        return "xlsx" if head.startswith(b"PK") else None
-    if ext in VECTOR_EXT:
-        return VECTOR_EXT[ext]
-    if head.startswith(b"PK"):
-        return "zip"
+    content = sniff_content(head)
+    fmt = "zip" if ext == ".zip" else (RASTER_EXT.get(ext) or VECTOR_EXT.get(ext))
+    if fmt is None:  # an unknown extension: go by the content where it is unambiguous
+        kind = content[0] if content else None
+        return {"zip": "zip", "sqlite": "gpkg", "tiff": "geotiff"}.get(kind)
+    want = _EXPECTED[fmt]
+    kind = content[0] if content else None
+    if kind == want:
+        return fmt
+    if content is not None:
+        raise ImportRejected("file_misnamed", what_zh=content[1], what_en=content[2], ext=ext)
+    if want is None:
+        return fmt
+    if fmt == "zip":
+        raise ImportRejected("bad_archive", error="not a ZIP file")
     return None
 
 
@@ -152,7 +202,7 @@ def locate(path: Path, workdir: Path, layer: str | None, limits: Limits) -> tupl
     raise ImportRejected("choose_layer", layers=", ".join(found))
 
 
-def list_layers(path: str | Path, workdir: str | Path, limits: Limits = Limits()) -> list[str]:
+def list_layers(path: str | Path, workdir: str | Path, limits: Limits | None = None) -> list[str]:
     """Names a person may choose from (Shapefiles in a ZIP, GeoPackage layers, XLSX sheets).
 
     Parameters
@@ -169,6 +219,7 @@ def list_layers(path: str | Path, workdir: str | Path, limits: Limits = Limits()
     list of str
     """
     path, workdir = Path(path), Path(workdir)
+    limits = limits or Limits()
     fmt = sniff_format(path)
     if fmt == "zip":
         found = _candidates(safe_extract(path, workdir, limits))

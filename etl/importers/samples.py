@@ -127,6 +127,68 @@ def zip_bomb(path: Path, uncompressed: int = 256 << 20, entries: int = 1) -> Pat
     return path
 
 
+def zip_raw(path: Path, entries: list[tuple[str, int, bytes, int, int]]) -> Path:
+    """A ZIP written byte by byte, so its headers can say anything.
+
+    Parameters
+    ----------
+    path : Path
+        The ZIP to write.
+    entries : list of (name, method, data, crc, declared_size)
+        ``data`` is written as it is (already compressed with ``method``: 0 stored,
+        8 raw Deflate, 12 bzip2...); ``crc`` and ``declared_size`` go into the headers
+        whether true or not.
+    """
+    import struct
+
+    central = b""
+    with open(path, "wb") as fh:
+        for name, method, data, crc, declared in entries:
+            raw_name = name.encode("utf-8")
+            offset = fh.tell()
+            fh.write(struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 46, 0x800, method, 0, 0x21, crc, len(data),
+                                 declared, len(raw_name), 0) + raw_name)
+            fh.write(data)
+            central += struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 0x031E, 46, 0x800, method, 0, 0x21, crc,
+                                   len(data), declared, len(raw_name), 0, 0, 0, 0, 0o100644 << 16, offset) + raw_name
+        start = fh.tell()
+        fh.write(central)
+        fh.write(struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(entries), len(entries), len(central), start, 0))
+    return path
+
+
+def bzip2_bomb(path: Path, uncompressed: int = 1 << 30, declared: int = 4096,
+               name: str = "layer.geojson") -> Path:
+    """A ZIP with one bzip2 entry of zeros that declares ``declared`` bytes but expands to
+    ``uncompressed`` (1 GiB: about 800 bytes of ZIP). Written in 1 MiB chunks, with the CRC
+    of the declared size's zeros, as a forger would."""
+    import bz2
+    import zlib
+
+    comp = bz2.BZ2Compressor(9)
+    chunk = bytes(1 << 20)
+    parts = []
+    left = uncompressed
+    while left > 0:
+        n = min(left, len(chunk))
+        parts.append(comp.compress(chunk[:n]))
+        left -= n
+    parts.append(comp.flush())
+    return zip_raw(path, [(name, 12, b"".join(parts), zlib.crc32(bytes(declared)), declared)])
+
+
+def star_polygon(n: int, x: float, y: float, outer: float = 0.02, inner: float = 0.001):
+    """A valid polygon of ``n`` vertices zigzagging between two circles around (x, y).
+
+    Every segment's extent overlaps most others', so GEOS's validity check is quadratic:
+    100k vertices take ~25 s in shapely and as long again in PostGIS.
+    """
+    i = np.arange(n)
+    a = 2 * np.pi * i / n
+    r = np.where(i % 2 == 0, outer, inner)
+    return shapely.Polygon(np.column_stack([x + r * np.cos(a), y + r * np.sin(a)]))
+
+
 def to_gauss_kruger(points, epsg: int = 4549) -> list[tuple[float, float]]:
     """CGCS2000 lon/lat → Gauss-Krüger metres (CM 120E by default)."""
     tr = Transformer.from_crs(4490, epsg, always_xy=True)
