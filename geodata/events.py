@@ -53,7 +53,7 @@ from geodata.workflow import (
 __all__ = [
     "Actor", "EventRef", "TransitionResult", "Indicators", "ApiClient",
     "EventError", "EventInputError", "EventNotFound", "StaleVersion", "InvalidTransition", "PermissionDenied",
-    "create_event", "transition", "add_note", "check_overdue", "indicators", "indicators_by_village", "indicators_grouped",
+    "create_event", "transition", "add_note", "record_history", "check_overdue", "indicators", "indicators_by_village", "indicators_grouped",
     "get_event", "event_history", "event_photos", "photo_bytes", "categories", "reference_lists",
     "public_requests", "sniff_image", "boundary_metres",
     "create_api_client", "find_api_client", "deactivate_api_client",
@@ -88,9 +88,13 @@ def boundary_metres() -> float:
 class EventError(BilingualError):
     """Base of the event service's errors (besides the workflow's own)."""
 
+    code = "event_error"
+
 
 class EventInputError(EventError):
     """Input that cannot become (or change) an event; ``field`` names the culprit."""
+
+    code = "invalid_input"
 
     def __init__(self, message_zh: str, message_en: str, field: str | None = None):
         super().__init__(message_zh, message_en)
@@ -99,6 +103,8 @@ class EventInputError(EventError):
 
 class EventNotFound(EventError):
     """No such event, or not visible in the caller's scope (the two look alike on purpose)."""
+
+    code, http_status = "not_found", 404
 
     def __init__(self, event_id):
         super().__init__(
@@ -110,6 +116,8 @@ class EventNotFound(EventError):
 
 class StaleVersion(EventError):
     """The event changed since the caller read it (optimistic lock)."""
+
+    code, http_status = "stale", 409
 
     def __init__(self, event_id, expected: int, current: int | None = None):
         super().__init__(
@@ -562,22 +570,41 @@ def _replayed(session: Session, client_key: str) -> EventRef:
 
 def _insert_history(session: Session, *, history_id, event_id, reported_at, village_id, at, actor: Actor,
                     action: str, from_state, to_state, version: int, note, data: dict) -> None:
-    session.execute(
-        text(
-            """
-            INSERT INTO event_history (id, event_id, event_reported_at, village_id, at, actor, actor_role,
-                                       actor_user_id, action, from_state, to_state, version, note, data)
-            VALUES (:hid, :eid, :rat, :vid, :at, :actor, :role, :uid, :action, :from_state, :to_state,
-                    :version, :note, CAST(:data AS jsonb))
-            """
-        ),
-        {
-            "hid": history_id, "eid": event_id, "rat": reported_at, "vid": village_id, "at": at,
-            "actor": actor.name, "role": actor.role, "uid": actor.user_id, "action": action,
-            "from_state": from_state, "to_state": to_state, "version": version, "note": note,
-            "data": json.dumps(_jsonable(data), ensure_ascii=False),
-        },
-    )
+    # village_id is not sent: dvmap_record_history takes it from the event row itself.
+    record_history(session, [{
+        "id": history_id, "event_id": event_id, "event_reported_at": reported_at, "at": at,
+        "actor": actor.name, "actor_role": actor.role, "actor_user_id": actor.user_id, "action": action,
+        "from_state": from_state, "to_state": to_state, "version": version, "note": note,
+        "data": _jsonable(data),
+    }])
+
+
+def record_history(session: Session, rows: list[dict]) -> int:
+    """Append ``event_history`` rows through ``dvmap_record_history`` (migration 0014).
+
+    The app role may not insert history rows itself: the function checks each row
+    against the event's current state and version and its last history row, so it
+    must run after the event's own ``UPDATE``/``INSERT``, in the same transaction.
+
+    Parameters
+    ----------
+    session : Session
+    rows : list of dict
+        Keys: ``event_id``, ``event_reported_at``, ``action``, ``from_state``,
+        ``to_state``, ``version``, ``actor``, ``actor_role``, and optionally ``id``,
+        ``at`` (default now), ``actor_user_id``, ``note``, ``data``.
+
+    Returns
+    -------
+    int
+        The number of rows written.
+    """
+    if not rows:
+        return 0
+    payload = json.dumps(rows, ensure_ascii=False, default=lambda v: v.isoformat() if hasattr(v, "isoformat")
+                         else str(v))
+    return session.execute(text("SELECT count(*) FROM dvmap_record_history(CAST(:rows AS jsonb))"),
+                           {"rows": payload}).scalar_one()
 
 
 def _insert_photos(session: Session, event_id, reported_at, village_id, history_id, photos) -> None:
@@ -969,10 +996,14 @@ def check_overdue(
     now = _aware(now, "now") if now is not None else session.execute(text("SELECT now()")).scalar()
     mark_states = [s.value for (s, a) in TRANSITIONS if a == Action.MARK_OVERDUE]
     escalate_states = [s.value for (s, a) in TRANSITIONS if a == Action.ESCALATE]
+    # The rows changed, as history rows for dvmap_record_history (a second statement: it
+    # checks them against the events, which a statement's own CTEs cannot see changed).
     history = """
-        INSERT INTO event_history (event_id, event_reported_at, village_id, at, actor, actor_role, action,
-                                   from_state, to_state, version, note, data)
-        SELECT id, reported_at, village_id, :now, 'system', 'system', :action, state, state, version, :note, data
+        SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'event_id', id, 'event_reported_at', reported_at, 'at', CAST(:now AS timestamptz),
+                   'actor', 'system', 'actor_role', 'system', 'action', CAST(:action AS text),
+                   'from_state', state, 'to_state', state, 'version', version, 'note', CAST(:note AS text),
+                   'data', data)), '[]'::jsonb)
           FROM u
     """
     marked = session.execute(
@@ -992,13 +1023,14 @@ def check_overdue(
         ),
         {"states": mark_states, "now": now, "action": Action.MARK_OVERDUE.value,
          "note": "超期未办结 / overdue"},
-    ).rowcount
+    ).scalar_one()
+    marked = record_history(session, marked)
     counts = {"marked": marked}
     for level, margin, key, note in (
         (1, village_after, "escalated_village", "超期自动村级督办 / auto-escalated to village level"),
         (2, county_after, "escalated_county", "超期自动县级督办 / auto-escalated to county level"),
     ):
-        counts[key] = session.execute(
+        rows = session.execute(
             text(
                 f"""
                 WITH c AS (
@@ -1016,7 +1048,8 @@ def check_overdue(
             ),
             {"states": escalate_states, "now": now, "cutoff": now - margin, "level": level,
              "action": Action.ESCALATE.value, "note": note},
-        ).rowcount
+        ).scalar_one()
+        counts[key] = record_history(session, rows)
     return counts
 
 

@@ -20,7 +20,7 @@ import json
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geodata.events import Actor
+from geodata.events import Actor, record_history
 from geodata.workflow import OPEN
 
 __all__ = ["REROUTE", "reroute_open_events"]
@@ -60,23 +60,12 @@ WITH area AS (
     RETURNING e.id, e.reported_at, e.village_id, e.state, e.version, e.subclass_code, e.description,
               t.grid_uid AS from_grid_uid, t.grid_id AS from_grid_id, t.worker_id AS from_worker_id,
               t.new_grid_uid AS to_grid_uid, t.new_grid_id AS to_grid_id, t.new_worker_id AS to_worker_id
-), hist AS (
-    INSERT INTO event_history (event_id, event_reported_at, village_id, at, actor, actor_role, actor_user_id,
-                               action, from_state, to_state, version, note, data)
-    SELECT u.id, u.reported_at, u.village_id, :at, :actor, :role, :uid, :action, u.state, u.state, u.version,
-           :note,
-           jsonb_build_object('grid_change_id', CAST(:change AS bigint),
-                              'from_grid_uid', u.from_grid_uid, 'to_grid_uid', u.to_grid_uid,
-                              'from_grid_id', u.from_grid_id, 'to_grid_id', u.to_grid_id,
-                              'from_worker_id', u.from_worker_id, 'to_worker_id', u.to_worker_id)
-      FROM upd u
-    RETURNING event_id
 )
 SELECT u.id, u.state, u.version, u.subclass_code, s.name_zh AS subclass_zh, s.name_en AS subclass_en,
        u.description, u.from_grid_uid::text AS from_grid_uid, u.to_grid_uid::text AS to_grid_uid,
        fg.code AS from_grid_code, tg.code AS to_grid_code,
        u.from_worker_id, fw.name AS from_worker, u.to_worker_id, tw.name AS to_worker,
-       (SELECT count(*) FROM hist) AS history_rows
+       u.reported_at, u.from_grid_id, u.to_grid_id
   FROM upd u
   JOIN event_subclass s ON s.code = u.subclass_code
   LEFT JOIN grid fg ON fg.id = u.from_grid_id
@@ -135,14 +124,24 @@ def reroute_open_events(
         text(_SQL),
         {
             "ids": ids, "closed": closed, "village": int(village_id),
-            "open": sorted(s.value for s in OPEN), "at": at, "actor": actor.name, "role": actor.role,
-            "uid": actor.user_id, "action": REROUTE, "note": REROUTE_NOTE,
-            "change": None if change_id is None else int(change_id),
+            "open": sorted(s.value for s in OPEN), "at": at,
         },
     ).mappings().all()
+    # One history row per re-routed event, written by the function that checks it against
+    # the event (migration 0014): a second statement, once the UPDATE is visible.
+    record_history(session, [{
+        "event_id": r["id"], "event_reported_at": r["reported_at"], "at": at, "actor": actor.name,
+        "actor_role": actor.role, "actor_user_id": actor.user_id, "action": REROUTE, "from_state": r["state"],
+        "to_state": r["state"], "version": r["version"], "note": REROUTE_NOTE,
+        "data": {"grid_change_id": None if change_id is None else int(change_id),
+                 "from_grid_uid": r["from_grid_uid"], "to_grid_uid": r["to_grid_uid"],
+                 "from_grid_id": r["from_grid_id"], "to_grid_id": r["to_grid_id"],
+                 "from_worker_id": r["from_worker_id"], "to_worker_id": r["to_worker_id"]},
+    } for r in rows])
     out = []
     for r in rows:
         d = dict(r)
-        d.pop("history_rows", None)
+        for internal in ("reported_at", "from_grid_id", "to_grid_id"):
+            d.pop(internal)
         out.append(json.loads(json.dumps(d, default=str)))
     return out

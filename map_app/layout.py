@@ -81,16 +81,18 @@ def _user_box(lang: str) -> list:
     user = current_user.user
     role = pick(*ROLE_LABELS.get(user.role, (user.role, user.role)), lang)
     items = [html.Span([html.B(user.display_name), f" · {role}"], className="user", id="current-user")]
-    # Pages by role: what each person's work needs, nothing more.
+    from map_app.pages import may_open
+
+    # Pages by role (map_app/pages.py, which also guards them): what each person's work needs.
     pages = [
-        ("/bigscreen", "指挥大屏", "Big screen", {"county_leader", "town_official", "admin", "planner"}),
-        ("/analysis", "空间分析", "Analysis", {"planner", "county_leader", "admin"}),
-        ("/grids", "网格划分", "Grids", {"grid_manager", "admin"}),
-        ("/admin/import/", "数据导入", "Import", {"admin"}),
-        ("/admin/users", "用户管理", "Users", {"admin"}),
+        ("/bigscreen", "指挥大屏", "Big screen"),
+        ("/analysis", "空间分析", "Analysis"),
+        ("/grids", "网格划分", "Grids"),
+        ("/admin/import/", "数据导入", "Import"),
+        ("/admin/users", "用户管理", "Users"),
     ]
-    nav = [html.A(pick(zh, en, lang), href=href, className="nav-link") for href, zh, en, roles in pages
-           if user.role in roles]
+    nav = [html.A(pick(zh, en, lang), href=href, className="nav-link") for href, zh, en in pages
+           if may_open(user.role, href)]
     if nav:
         items.append(html.Nav(nav, className="page-nav", id="page-nav"))
     items.append(
