@@ -1,12 +1,15 @@
-"""Users, passwords (argon2id), lockout, and the access scope each role gets.
+"""Users, passwords (argon2id), login throttling, session epochs, and each role's scope.
 
 The scope of a request is derived here from the user's row on the server — never
-from anything the browser sends.
+from anything the browser sends. ``session_epoch`` ends sessions on the server:
+the login stores it in the (signed, client-held) session, every request compares
+it with the row, and logout, a password change, disabling the user or changing
+its role or unit bump it — every session of the user ends.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -15,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from geodata import audit
 from geodata.db import Scope
+from geodata.login_throttle import PER_ACCOUNT_ADDRESS, LoginThrottle
 from geodata.i18n import BilingualError
 
 USER_ROLES: tuple[str, ...] = ("county_leader", "town_official", "village_official", "grid_manager",
@@ -31,8 +35,8 @@ ROLE_LABELS = {
 #: Roles that see personal data (reporter phones, residents' details) unmasked.
 PERSONAL_DATA_ROLES = frozenset({"village_official", "town_official", "grid_worker", "grid_manager", "admin"})
 
-MAX_FAILURES = 5
-LOCK_MINUTES = 15
+#: Wrong passwords one address may try at one account before it is refused (per window).
+MAX_FAILURES = PER_ACCOUNT_ADDRESS.amount
 MIN_PASSWORD = 8
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
@@ -40,6 +44,8 @@ _hasher = PasswordHasher()  # argon2id with the library's current recommended pa
 
 class AuthError(BilingualError):
     """Login or user-management failure, worded for the person who sees it."""
+
+    code = "auth_error"
 
 
 @dataclass(frozen=True)
@@ -53,9 +59,10 @@ class User:
     person_id: int | None
     active: bool
     is_demo: bool
+    session_epoch: int = 0
 
 
-_COLUMNS = "id, username, display_name, role, town_id, village_id, person_id, active, is_demo"
+_COLUMNS = "id, username, display_name, role, town_id, village_id, person_id, active, is_demo, session_epoch"
 
 
 def hash_password(password: str) -> str:
@@ -145,7 +152,7 @@ def create_user(session: Session, username: str, password: str, role: str, *, di
 
 def set_role(session: Session, username: str, role: str, *, town_code: str | None = None,
              village_code: str | None = None, person_id: int | None = None, actor: str = "system") -> User:
-    """Change a user's role (and the unit it is tied to)."""
+    """Change a user's role (and the unit it is tied to); the user's open sessions end."""
     user = find_user(session, username)
     if user is None:
         raise AuthError(f"用户不存在:{username}", f"No such user: {username}")
@@ -153,8 +160,8 @@ def set_role(session: Session, username: str, role: str, *, town_code: str | Non
         raise AuthError(f"未知角色:{role}", f"Unknown role: {role}")
     unit = _resolve_unit(session, role, town_code, village_code, person_id)
     session.execute(
-        text("UPDATE app_user SET role = :r, town_id = :town_id, village_id = :village_id, person_id = :person_id"
-             " WHERE id = :id"),
+        text("UPDATE app_user SET role = :r, town_id = :town_id, village_id = :village_id, person_id = :person_id,"
+             " session_epoch = session_epoch + 1 WHERE id = :id"),
         {"r": role, "id": user.id, **unit},
     )
     audit.record(session, "user.set_role", target=username, detail={"from": user.role, "to": role}, username=actor)
@@ -166,39 +173,88 @@ def set_active(session: Session, username: str, active: bool, *, actor: str = "s
     user = find_user(session, username)
     if user is None:
         raise AuthError(f"用户不存在:{username}", f"No such user: {username}")
-    session.execute(text("UPDATE app_user SET active = :a WHERE id = :id"), {"a": active, "id": user.id})
+    session.execute(text("UPDATE app_user SET active = :a, session_epoch = session_epoch + 1 WHERE id = :id"),
+                    {"a": active, "id": user.id})
     audit.record(session, "user.enable" if active else "user.disable", target=username, username=actor)
 
 
 def set_password(session: Session, username: str, password: str, *, actor: str = "system") -> None:
-    """Set a new password; a demo account whose password changed is no longer a demo account."""
+    """Set a new password and end the user's open sessions.
+
+    A demo account whose password changed is no longer a demo account.
+    """
     user = find_user(session, username)
     if user is None:
         raise AuthError(f"用户不存在:{username}", f"No such user: {username}")
     session.execute(
-        text("UPDATE app_user SET password_hash = :h, is_demo = false, failed_logins = 0, locked_until = NULL"
-             " WHERE id = :id"),
+        text("UPDATE app_user SET password_hash = :h, is_demo = false, failed_logins = 0, locked_until = NULL,"
+             " session_epoch = session_epoch + 1 WHERE id = :id"),
         {"h": hash_password(password), "id": user.id},
     )
     audit.record(session, "user.set_password", target=username, username=actor)
 
 
-_BAD_LOGIN = ("用户名或密码错误", "Wrong username or password")
+def end_sessions(session: Session, user_id: int) -> int:
+    """End every open session of the user (logout); returns the new epoch."""
+    return session.execute(
+        text("UPDATE app_user SET session_epoch = session_epoch + 1 WHERE id = :id RETURNING session_epoch"),
+        {"id": user_id},
+    ).scalar_one()
+
+
+def session_is_current(user: User, epoch: object) -> bool:
+    """True when a session that stored ``epoch`` at login has not been ended since."""
+    return isinstance(epoch, int) and not isinstance(epoch, bool) and epoch == user.session_epoch
+
+
+def check_password(session: Session, user_id: int, password: str) -> bool:
+    """True when ``password`` is the active user's current one (for changing it)."""
+    stored = session.execute(text("SELECT password_hash FROM app_user WHERE id = :id AND active"),
+                             {"id": user_id}).scalar()
+    try:
+        return stored is not None and _hasher.verify(stored, password or "")
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+#: One answer for every refused login — unknown user, wrong password, throttled or
+#: disabled — so the answer never tells which accounts exist or are being attacked.
+_BAD_LOGIN = ("用户名或密码错误，或尝试过于频繁，请稍后再试",
+              "Wrong username or password, or too many attempts; try again later")
 
 
 def authenticate(session: Session, username: str, password: str, *, ip: str | None = None,
-                 production: bool = False, now: datetime | None = None) -> User:
-    """Check a login; count failures and lock the account after :data:`MAX_FAILURES`.
+                 production: bool = False, now: datetime | None = None, trusted_device: bool = False) -> User:
+    """Check a login, throttled by address, by (account, address) and by account.
+
+    Every failure is audited and answered with the same message; the limits are
+    those of :mod:`geodata.login_throttle` (no account is ever hard-locked). The
+    caller commits the session on failure too, so counts and audit rows stay.
+
+    Parameters
+    ----------
+    ip : str, optional
+        The client's address.
+    trusted_device : bool
+        The browser proved (signed device cookie) that it signed in to this
+        account before: the account-wide limit does not apply to it.
 
     Raises
     ------
     AuthError
-        Wrong credentials (same message whether or not the user exists), a locked or
-        disabled account, or a demo account in production mode.
+        Refused: always the same message, except a demo account in production
+        mode (told only to whoever knows its password).
     """
     now = now or datetime.now(timezone.utc)
+    throttle = LoginThrottle(session)
+    limit = throttle.refused(username, ip, trusted_device=trusted_device)
+    if limit is not None:
+        # Refused before the password is checked: no hashing work for a flood, no guess counted.
+        audit.record(session, "login.failed", target=username, detail={"reason": "throttled", "limit": limit},
+                     ip=ip, username=username)
+        raise AuthError(*_BAD_LOGIN)
     row = session.execute(
-        text("SELECT id, password_hash, active, locked_until, failed_logins, is_demo FROM app_user"
+        text("SELECT id, password_hash, active, failed_logins, is_demo FROM app_user"
              " WHERE lower(username) = lower(:u) FOR UPDATE"),
         {"u": username or ""},
     ).first()
@@ -208,37 +264,31 @@ def authenticate(session: Session, username: str, password: str, *, ip: str | No
             _hasher.verify(_DUMMY_HASH, password or "")
         except (VerificationError, InvalidHashError):
             pass
+        throttle.failed(username, ip)
         audit.record(session, "login.failed", target=username, detail={"reason": "unknown user"}, ip=ip,
                      username=username)
         raise AuthError(*_BAD_LOGIN)
-    if row.locked_until is not None and row.locked_until > now:
-        audit.record(session, "login.failed", target=username, detail={"reason": "locked"}, ip=ip,
-                     user_id=row.id, username=username)
-        minutes = max(1, int((row.locked_until - now).total_seconds() // 60) + 1)
-        raise AuthError(f"登录失败次数过多,账户已锁定,请 {minutes} 分钟后再试",
-                        f"Too many failed logins: account locked, try again in {minutes} min")
     try:
         _hasher.verify(row.password_hash, password or "")
     except (VerifyMismatchError, VerificationError, InvalidHashError):
-        failures = row.failed_logins + 1
-        locked = now + timedelta(minutes=LOCK_MINUTES) if failures >= MAX_FAILURES else None
-        session.execute(
-            text("UPDATE app_user SET failed_logins = :f, locked_until = :l WHERE id = :id"),
-            {"f": 0 if locked else failures, "l": locked, "id": row.id},
-        )
-        audit.record(session, "login.failed", target=username,
-                     detail={"reason": "bad password", "locked": bool(locked)}, ip=ip, user_id=row.id,
-                     username=username)
+        throttle.failed(username, ip)
+        # failed_logins is a running count for the administrator; nothing locks on it.
+        session.execute(text("UPDATE app_user SET failed_logins = failed_logins + 1 WHERE id = :id"),
+                        {"id": row.id})
+        audit.record(session, "login.failed", target=username, detail={"reason": "bad password"}, ip=ip,
+                     user_id=row.id, username=username)
         raise AuthError(*_BAD_LOGIN)
     if not row.active:
+        throttle.failed(username, ip)
         audit.record(session, "login.failed", target=username, detail={"reason": "disabled"}, ip=ip,
                      user_id=row.id, username=username)
-        raise AuthError("账户已停用", "Account disabled")
+        raise AuthError(*_BAD_LOGIN)
     if production and row.is_demo:
         audit.record(session, "login.failed", target=username, detail={"reason": "demo account in production"},
                      ip=ip, user_id=row.id, username=username)
         raise AuthError("生产模式下不能使用演示账户,请先修改密码(dvmap users set-password)",
                         "Demo accounts are refused in production mode: change the password first")
+    throttle.succeeded(username, ip)
     session.execute(
         text("UPDATE app_user SET failed_logins = 0, locked_until = NULL, last_login_at = :now WHERE id = :id"),
         {"now": now, "id": row.id},
