@@ -70,12 +70,34 @@ def pick(zh: str, en: str, lang: str) -> str:
 
 
 class BilingualError(Exception):
-    """An error a person will read, in Chinese and English."""
+    """An error a person will read, in Chinese and English.
 
-    def __init__(self, message_zh: str, message_en: str):
+    ``code`` is a short machine-readable reason and ``http_status`` the status the
+    HTTP edge answers with (map_app/errors.py renders both once, for every route and
+    callback); subclasses set them as class attributes, a raise site may override.
+    """
+
+    code: str = "bad_request"
+    http_status: int = 400
+
+    def __init__(self, message_zh: str, message_en: str, *, code: str | None = None,
+                 http_status: int | None = None):
         super().__init__(f"{message_zh} / {message_en}")
         self.message_zh = message_zh
         self.message_en = message_en
+        if code is not None:
+            self.code = code
+        if http_status is not None:
+            self.http_status = http_status
 
     def message(self, lang: str = "zh") -> str:
         return pick(self.message_zh, self.message_en, lang)
+
+    def bilingual(self) -> str:
+        """Both languages on one line, Chinese first."""
+        return f"{self.message_zh} / {self.message_en}"
+
+    def as_dict(self) -> dict:
+        """The JSON body of an error answer: code, both messages, and both on one line."""
+        return {"code": str(self.code), "message_zh": self.message_zh, "message_en": self.message_en,
+                "error": self.bilingual()}
