@@ -62,6 +62,7 @@ demo: setup
 	$(DVMAP) serve
 
 test: setup
+	$(DVMAP) migrate --check
 	$(BIN)/python -m pytest tests -p no:cacheprovider
 
 bench: setup

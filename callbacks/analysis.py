@@ -22,6 +22,7 @@ import dash_mantine_components as dmc
 from dash import ALL, DiskcacheManager, Input, Output, State, callback, ctx, dcc, html, no_update
 
 from callbacks import analysis_ids as aid
+from callbacks.errors import error_alert
 from geodata.analysis.errors import AnalysisError
 from geodata.analysis.result import AnalysisResult
 from geodata.analysis.selection import CST, EventFilter
@@ -78,8 +79,7 @@ def _scope_from(d: dict):
 
 
 def _error(lang: str, exc: BaseException | str):
-    text = exc if isinstance(exc, str) else exc.message(lang)
-    return html.Div(text, className="an-msg-error", role="alert")
+    return error_alert(exc, lang, "an-msg-error")
 
 
 def _ok(text: str):

@@ -23,6 +23,7 @@ from dash import ALL, Input, Output, Patch, State, callback, clientside_callback
 from callbacks.context import session
 from geodata import bigscreen as bs
 from geodata import evaluation as ev
+from geodata.clock import fmt_local
 from geodata.i18n import pick
 
 
@@ -320,7 +321,7 @@ def refresh(_n, last, lang, scale):
     charts = [_data_patch(data["figures"][k]) if k in changed else no_update
               for k in ("trend", "category", "source", "town")]
     layers = [data["layers"][k] if k in changed else no_update for k in ("events", "alarms")]
-    stamp = data["now"].astimezone(bs.CST).strftime("%H:%M:%S")
+    stamp = fmt_local(data["now"], "%H:%M:%S")
     return (tiles, *charts, *layers, pick(f"数据更新 {stamp}", f"Updated {stamp}", lang),
             {"tiles": data["tiles"], "digests": data["digests"]})
 

@@ -22,13 +22,14 @@ from flask_login import current_user
 
 from callbacks import ids
 from callbacks.context import session
+from callbacks.errors import error_alert, error_text
 from geodata import events as ev
 from geodata import workflow as wf
 from geodata.i18n import BilingualError, pick
 from geodata.queries import event_list as el
 from layers import event_panel
 from layers.base import ViewRequest, as_int, padded_bbox
-from layers.events import NOTE_ID
+from layers.events import NOTE_ID, class_filter
 from layers.registry import LAYERS
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,9 @@ def _period(value) -> tuple[datetime, datetime]:
             end = date.fromisoformat(str(value[1] or value[0])[:10]) if len(value) > 1 else start
         except ValueError:
             pass
+    # Dates a person can pick: anything else (year 1, year 9999) falls back to the default window.
+    if not (date(2000, 1, 1) <= start <= date(2100, 1, 1) and date(2000, 1, 1) <= end <= date(2100, 1, 1)):
+        start, end = today - timedelta(days=DEFAULT_DAYS - 1), today
     if end < start:
         start, end = end, start
     as_dt = lambda d: datetime(d.year, d.month, d.day, tzinfo=CST)  # noqa: E731
@@ -376,7 +380,7 @@ def submit_report(n, point, key, _class, subclass, description, urgency, source,
             summary = _route_summary(s, ref, lang)
             panel = event_panel.render(s, ref.id, lang)
     except BilingualError as exc:
-        return fail(exc.message(lang))
+        return fail(error_text(exc, lang))
     data, keys = _events_layer_reload(bounds, zoom, option_values, visible)
     # The offer for this point is spent: the new event's own marker and panel take over.
     return (summary, {"display": "none"}, True, panel if panel is not None else no_update, data, keys,
@@ -470,12 +474,12 @@ def act_on_event(clicks, _fields, _uploads, _panels, lang, refresh, bounds, zoom
     except ValueError:
         message = pick(f"未知操作:{action_name}", f"Unknown action: {action_name}", lang)
     except BilingualError as exc:  # stale version, not allowed, bad input: the service's own words
-        message = exc.message(lang)
+        message = error_text(exc, lang)
     # Re-render from the database either way: after a stale version the panel shows what is current.
     with session() as s:
         panel = event_panel.render(s, event_id, lang, message=message, ok=ok)
     if panel is None:
-        panel = html.Div(ev.EventNotFound(event_id).message(lang), className="panel-error", role="alert")
+        panel = error_alert(ev.EventNotFound(event_id), lang)
     if not changed:
         return panel, no_update, no_update, no_update
     data, keys = _events_layer_reload(bounds, zoom, option_values, visible)
@@ -570,7 +574,7 @@ def load_table(is_open, state_group, class_code, period, village, _refresh, lang
     start, end = _period(period)
     group = state_group if state_group in el.STATE_GROUPS else "open"
     with session() as s:
-        rows, total = el.event_rows(s, state_group=group, class_code=class_code or None, start=start, end=end,
+        rows, total = el.event_rows(s, state_group=group, class_code=class_filter(class_code), start=start, end=end,
                                     village_id=as_int(village))
         urgencies = {u["code"]: (u["name_zh"], u["name_en"]) for u in ev.reference_lists(s)["urgencies"]}
     shown = len(rows)
@@ -661,7 +665,7 @@ def table_row_to_map(cell, zoom, lang):
         e = ev.get_event(s, event_id)
         panel = event_panel.render(s, event_id, lang) if e else None
     if e is None:
-        return no_update, html.Div(ev.EventNotFound(event_id).message(lang), className="panel-error", role="alert")
+        return no_update, error_alert(ev.EventNotFound(event_id), lang)
     target_zoom = max(16.0, float(zoom or 0))
     viewport = {"center": [e["lat"], e["lon"]], "zoom": target_zoom, "transition": "flyTo"}
     return viewport, panel

@@ -21,7 +21,9 @@ from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, 
 
 from callbacks import grid_ids as ids
 from callbacks.context import session
+from callbacks.errors import error_text
 from geodata import grids as G
+from geodata.clock import fmt_local
 from geodata.events import Actor
 from geodata.i18n import BilingualError, pick
 from geodata.workflow import STATE_LABELS, State as EventState
@@ -126,7 +128,7 @@ def _history(history: list[dict], lang: str):
         return html.Div(pick("暂无修改记录。", "No changes yet.", lang), className="panel-hint")
     items = []
     for h in history:
-        when = h["at"].astimezone().strftime("%m-%d %H:%M")
+        when = fmt_local(h["at"], "%m-%d %H:%M")
         text = pick(h["summary_zh"], h["summary_en"], lang)
         items.append(html.Li(
             [html.Span(when, className="tl-time"), html.B(h["actor"]), " ",
@@ -172,7 +174,7 @@ def check_sketch(sketch, _refresh, village, mode, lang):
         try:
             v = G.validate(s, vid, geometry, ignore_uids=[sketch["uid"]] if sketch.get("uid") else [])
         except BilingualError as exc:
-            return _EMPTY, no_update, _EMPTY, [_note("error", exc.message(lang))], True, hidden
+            return _EMPTY, no_update, _EMPTY, [_note("error", error_text(exc, lang))], True, hidden
     problem = _EMPTY
     if v.reason_location:
         problem = _fc({"type": "Point", "coordinates": v.reason_location})
@@ -327,7 +329,7 @@ def interact(village, _grid_clicks, _row_clicks, *args):
         elif trig == ids.BTN_CONFIRM_CANCEL:
             out.update(confirm_open=False, pending=None)
     except BilingualError as exc:
-        out["message"] = _msg("error", exc.message(lang))
+        out["message"] = _msg("error", error_text(exc, lang))
         out["confirm_open"] = False
     return out.as_list()
 

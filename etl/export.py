@@ -27,6 +27,8 @@ MEDIA_TYPES = {"geojson": "application/geo+json", "gpkg": "application/geopackag
 class ExportError(BilingualError):
     """An export that cannot be made (unknown layer or format, village not visible)."""
 
+    code, http_status = "export_not_found", 404
+
 
 @dataclass
 class ExportResult:

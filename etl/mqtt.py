@@ -103,6 +103,39 @@ def broker_reachable(address: BrokerAddress, timeout: float = 1.0) -> bool:
         return False
 
 
+def probe_broker(address: BrokerAddress, timeout: float = 3.0) -> str:
+    """What listens at the broker's address: an MQTT CONNECT must be answered by a CONNACK.
+
+    Returns
+    -------
+    str
+        ``"mqtt"`` (a CONNACK came back, even one refusing our credentials),
+        ``"none"`` (nothing accepts connections) or ``"other"`` (something else holds the port).
+    """
+    import secrets
+    import threading
+
+    if not broker_reachable(address, min(timeout, 1.0)):
+        return "none"
+    answered = threading.Event()
+    client = make_client(address, f"dvmap-probe-{os.getpid()}-{secrets.token_hex(3)}", clean_session=True)
+    client.on_connect = lambda *_: answered.set()
+    try:
+        client.connect(address.host, address.port, keepalive=max(5, int(timeout) + 1))
+        deadline = time.monotonic() + timeout
+        while not answered.is_set() and time.monotonic() < deadline:
+            if client.loop(timeout=0.1) != 0:  # the peer hung up or spoke no MQTT
+                break
+    except (OSError, ValueError):  # TLS handshake refused, garbage instead of a packet
+        pass
+    finally:
+        try:
+            client.disconnect()
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+    return "mqtt" if answered.is_set() else "other"
+
+
 def mosquitto_binary() -> str | None:
     """Path of Debian's ``mosquitto`` (package ``mosquitto``), or None."""
     return shutil.which("mosquitto") or next(

@@ -5,6 +5,7 @@ the local cluster's location are persistence facts that etl/ and the CLI need to
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +26,99 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value if value not in (None, "") else default
 
 
+#: Where root keeps the embedded cluster of a checkout the postgres user cannot enter.
+RELOCATED_DATA_ROOT = Path("/var/lib/dvmap")
+
+
+def postgres_blocked_folder(path: Path) -> Path | None:
+    """As root, the first folder above ``path`` that the ``postgres`` user may not enter.
+
+    Parameters
+    ----------
+    path : Path
+        A data folder (it need not exist yet).
+
+    Returns
+    -------
+    Path or None
+        None when not root, when there is no ``postgres`` user, or when every folder
+        on the way can be entered.
+    """
+    import pwd
+
+    if os.geteuid() != 0:
+        return None
+    try:
+        pw = pwd.getpwnam("postgres")
+    except KeyError:
+        return None
+    groups = {pw.pw_gid, *os.getgrouplist("postgres", pw.pw_gid)}
+    for folder in reversed(Path(path).resolve().parents):
+        try:
+            st = folder.stat()
+        except OSError:
+            break  # not made yet: mkdir makes it reachable
+        if st.st_uid == pw.pw_uid:
+            ok = st.st_mode & 0o100
+        elif st.st_gid in groups:
+            ok = st.st_mode & 0o010
+        else:
+            ok = st.st_mode & 0o001
+        if not ok:
+            return folder
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def default_data_dir() -> Path:
+    """``<checkout>/.dvmap``; as root, when the ``postgres`` user cannot reach it (a clone in
+    ``/root`` or in a ``mktemp -d`` folder), ``/var/lib/dvmap/<hash of the checkout path>``.
+
+    ``DVMAP_DATA_DIR`` overrides both; see :class:`Settings`.
+    """
+    import hashlib
+
+    local = PROJECT_ROOT / ".dvmap"
+    if postgres_blocked_folder(local) is None:
+        return local
+    return RELOCATED_DATA_ROOT / hashlib.sha256(str(PROJECT_ROOT).encode()).hexdigest()[:12]
+
+
+class DataDirError(RuntimeError):
+    """The data folder cannot be made or written (read-only file system, permissions)."""
+
+
+def ensure_writable_dir(folder: Path) -> Path:
+    """Make ``folder`` (with its parents) and check that a file can be written in it.
+
+    Root ignores permission bits, so this writes a probe file instead of asking
+    ``os.access``; a read-only file system (EROFS) refuses root too.
+
+    Raises
+    ------
+    DataDirError
+        With one bilingual line naming the folder and the reason.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise DataDirError(
+            f"数据目录不可写 / data folder is not writable: {folder} ({reason}); "
+            "请改用可写目录 DVMAP_DATA_DIR=… / set DVMAP_DATA_DIR to a writable folder"
+        ) from exc
+    return folder
+
+
 def _default_port() -> int:
     """A private port derived from the data folder, so two checkouts never collide."""
     import zlib
 
-    folder = Path(_env("DVMAP_DATA_DIR", str(PROJECT_ROOT / ".dvmap"))).resolve()
+    folder = Path(_env("DVMAP_DATA_DIR") or default_data_dir()).resolve()
     return 54330 + zlib.crc32(str(folder).encode()) % 900
 
 
@@ -38,9 +127,7 @@ class Settings:
     """Everything configurable, from environment variables."""
 
     database_url: str | None = field(default_factory=lambda: _env("DATABASE_URL"))
-    data_dir: Path = field(
-        default_factory=lambda: Path(_env("DVMAP_DATA_DIR", str(PROJECT_ROOT / ".dvmap")))
-    )
+    data_dir: Path = field(default_factory=lambda: Path(_env("DVMAP_DATA_DIR") or default_data_dir()))
     pg_port: int = field(default_factory=lambda: int(_env("DVMAP_PG_PORT", "0")) or _default_port())
     pg_bindir: str | None = field(default_factory=lambda: _env("DVMAP_PG_BINDIR"))
     tile_url: str | None = field(default_factory=lambda: _env("DVMAP_TILE_URL"))
@@ -51,8 +138,16 @@ class Settings:
     host: str = field(default_factory=lambda: _env("DVMAP_HOST", "127.0.0.1"))
     port: int = field(default_factory=lambda: int(_env("DVMAP_PORT", "8050")))
     secret_key: str | None = field(default_factory=lambda: _env("DVMAP_SECRET_KEY"))
+    #: the zone every time shown to a person is in (stored times are UTC); see geodata.clock
+    timezone: str = field(default_factory=lambda: _env("DVMAP_TIMEZONE", "Asia/Shanghai"))
     debug: bool = field(default_factory=lambda: _env("DVMAP_DEBUG", "0") == "1")
     open311_read_key: bool = field(default_factory=lambda: _env("DVMAP_OPEN311_READ_KEY", "0") == "1")
+    #: imports (etl/importers/archive.py Limits): what one upload may expand to, its entry count,
+    #: and each feature's vertex and time budget
+    import_max_expanded_mb: int = field(default_factory=lambda: int(_env("DVMAP_IMPORT_MAX_EXPANDED_MB", "1024")))
+    import_max_entries: int = field(default_factory=lambda: int(_env("DVMAP_IMPORT_MAX_ENTRIES", "200")))
+    import_max_vertices: int = field(default_factory=lambda: int(_env("DVMAP_IMPORT_MAX_VERTICES", "200000")))
+    import_feature_seconds: float = field(default_factory=lambda: float(_env("DVMAP_IMPORT_FEATURE_SECONDS", "5")))
     #: production mode: demo accounts refused, Secure cookies
     production: bool = field(default_factory=lambda: _env("DVMAP_ENV", "") == "production")
     secure_cookies: bool = field(

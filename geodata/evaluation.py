@@ -67,8 +67,10 @@ FORMULA_EN = (
 class EvaluationError(BilingualError):
     """Input the evaluation service refuses; ``field`` names the culprit."""
 
-    def __init__(self, message_zh: str, message_en: str, field: str | None = None):
-        super().__init__(message_zh, message_en)
+    code = "invalid_evaluation"
+
+    def __init__(self, message_zh: str, message_en: str, field: str | None = None, **kw):
+        super().__init__(message_zh, message_en, **kw)
         self.field = field
 
 
@@ -387,7 +389,7 @@ def ranking(session: Session, period: str | None = None, *, now: datetime | None
 def _require_editor(role: str) -> None:
     if role not in EDITOR_ROLES:
         raise EvaluationError("只有管理员可以修改考核指标。", "Only administrators may change the evaluation index.",
-                              "role")
+                              "role", http_status=403)
 
 
 def _number(raw, what_zh: str, what_en: str, field: str, lo: float, hi: float) -> float:
@@ -449,7 +451,8 @@ def update_indicators(session: Session, changes: Mapping[str, Mapping[str, Any]]
             f"UPDATE eval_indicator SET {sets}, updated_at = now(), updated_by = :who WHERE code = :code"),
             {**row, "who": actor, "code": code}).rowcount
         if changed != 1:  # the policy refused (role not admin in the database's view)
-            raise EvaluationError("没有修改考核指标的权限。", "Not allowed to change the evaluation index.", "role")
+            raise EvaluationError("没有修改考核指标的权限。", "Not allowed to change the evaluation index.", "role",
+                                  http_status=403)
     if clean:
         audit.record(session, "evaluation.indicators", target="eval_indicator", detail={"changes": clean},
                      username=actor)

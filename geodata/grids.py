@@ -46,6 +46,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from geodata.config import METRIC_SRID, STORAGE_SRID
 from geodata.events import Actor
 from geodata.grid_reroute import reroute_open_events
 from geodata.gridcodes import MAX_GRIDS, grid_codes
@@ -77,8 +78,8 @@ MAX_SNAP_M = 50.0
 #: Roles that may change grids.
 WRITE_ROLES = frozenset({"grid_manager", "admin", "system"})
 #: Storage and metric CRS (see geodata.config).
-_SRID = 4490
-_METRIC = 4549
+_SRID = STORAGE_SRID
+_METRIC = METRIC_SRID
 #: Rings whose shoelace area (deg²) is below this are "zero-area" (~1e-3 m² at 30°N).
 _ZERO_AREA_DEG2 = 1e-13
 #: Coordinates go to the browser and back at full double precision, so vertices
@@ -126,7 +127,7 @@ class GridInputError(GridError):
 class GridNotFound(GridError):
     """No such grid or village, or not in the caller's scope (the two look alike on purpose)."""
 
-    code = "not_found"
+    code, http_status = "not_found", 404
 
     def __init__(self, what: str):
         super().__init__(f"未找到{what},可能不存在或不在您的权限范围内。",
@@ -139,7 +140,7 @@ _WHAT_EN = {"网格": "Grid", "村": "Village", "网格员": "Grid worker"}
 class StaleGrid(GridError):
     """The grid (or the village's grids) changed since the caller read them."""
 
-    code = "stale"
+    code, http_status = "stale", 409
 
     def __init__(self, message_zh: str | None = None, message_en: str | None = None, *, code: str = "",
                  expected: int | None = None, current: int | None = None):
@@ -156,7 +157,7 @@ class StaleGrid(GridError):
 class GridPermissionDenied(GridError):
     """The caller's role may not change grids."""
 
-    code = "permission"
+    code, http_status = "permission", 403
 
     def __init__(self):
         super().__init__("只有网格管理员和系统管理员可以修改网格。",
@@ -166,7 +167,7 @@ class GridPermissionDenied(GridError):
 class GridTopologyError(GridError):
     """The database refused the change (migration 0006's ``grid_topology`` trigger)."""
 
-    code = "topology"
+    code, http_status = "topology", 409
 
     def __init__(self, message_zh: str, message_en: str, sqlstate: str = "", detail: dict | None = None):
         super().__init__(message_zh, message_en)

@@ -207,6 +207,8 @@ MAX_ESCALATION = 2
 class InvalidTransition(BilingualError):
     """The action is not allowed from the event's current state."""
 
+    code, http_status = "invalid_transition", 409
+
     def __init__(self, state: State | str, action: Action | str):
         self.state = _as_state(state) if _is_state(state) else state
         self.action = action
@@ -223,6 +225,8 @@ class InvalidTransition(BilingualError):
 
 class PermissionDenied(BilingualError):
     """The actor's role may not do this."""
+
+    code, http_status = "permission", 403
 
 
 # -- functions ----------------------------------------------------------------

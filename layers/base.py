@@ -180,4 +180,4 @@ def as_int(value) -> int | None:
         number = int(str(value))
     except (TypeError, ValueError):
         return None
-    return number if number > 0 else None
+    return number if 0 < number < 2**63 else None  # PostgreSQL ids are bigint at most

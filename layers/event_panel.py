@@ -9,20 +9,20 @@ so that one callback serves every action of every event.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import dash_mantine_components as dmc
 from dash import dcc, html
 
 from geodata import events as ev
 from geodata import workflow as wf
+from geodata.clock import display_zone, fmt_local
 from geodata.i18n import pick
 from geodata.queries import event_list as el
 from geodata.users import mask_phone
 from layers.panel import header
 
 A = wf.Action
-CST = timezone(timedelta(hours=8))
 #: URL of one photo (served by map_app/event_routes.py with the user's scope).
 PHOTO_URL = "/events/{event_id}/photos/{photo_id}"
 
@@ -48,12 +48,8 @@ def panel_store_id(event_id: int) -> dict:
 # -- formatting ----------------------------------------------------------------------
 
 def fmt_cst(value) -> str:
-    """A time in China Standard Time (the county's clock), or a dash."""
-    if value is None:
-        return "—"
-    if isinstance(value, datetime):
-        return value.astimezone(CST).strftime("%Y-%m-%d %H:%M")
-    return str(value)
+    """A time on the county's clock (geodata.clock's display zone), or a dash."""
+    return fmt_local(value)
 
 
 def state_badge(state: str, lang: str):
@@ -185,7 +181,7 @@ def _actions(session, e: dict, role: str, lang: str, labels: dict):
             dmc.Group([button(a) for a in route_actions], gap=6, mt=6),
         ], className="evt-action-block", **{"data-block": "route"}))
     if A.POSTPONE in allowed:
-        tomorrow = (datetime.now(CST) + timedelta(days=1)).date()
+        tomorrow = (datetime.now(display_zone()) + timedelta(days=1)).date()
         blocks.append(html.Div([
             dmc.DatePickerInput(id=field_id(eid, "until"), label=pick("新的办结期限", "New due date", lang),
                                 minDate=tomorrow.isoformat(), size="xs", valueFormat="YYYY-MM-DD",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dash_mantine_components as dmc
 
 from geodata import workflow as wf
-from geodata.i18n import pick
+from geodata.i18n import BilingualError, pick
 from geodata.queries import events_map as q
 from layers import event_panel
 from layers.base import Layer, LegendItem, ViewRequest, as_int, not_found, option_id
@@ -30,6 +30,15 @@ def truncation_note(data: dict, lang: str) -> str:
                 "to see all.", lang)
 
 
+def class_filter(raw) -> str | None:
+    """An event class filter: a short code, or None for every class."""
+    if raw in (None, ""):
+        return None
+    if not isinstance(raw, str) or len(raw) > 16 or not raw.isalnum():
+        raise BilingualError("事件类别无效", "invalid event category", code="bad_option")
+    return raw
+
+
 class EventLayer(Layer):
     name = "events"
     title_zh, title_en = "事件", "Events"
@@ -41,11 +50,25 @@ class EventLayer(Layer):
     z_index = 640
     data_options = ("state", "class", "days")
 
+    #: The longest time window a request may ask for (days).
+    MAX_DAYS = 3660
+
     def _opts(self, req: ViewRequest) -> dict:
         o = req.options
         state = o.get("state") if o.get("state") in q.STATE_GROUPS else "open"
-        days = int(o.get("days") or 30)
-        return {"state_group": state, "class_code": o.get("class") or None, "days": days}
+        return {"state_group": state, "class_code": class_filter(o.get("class")), "days": self._days(o.get("days"))}
+
+    def _days(self, raw) -> int:
+        if raw in (None, ""):
+            return 30
+        try:
+            days = int(str(raw).strip())
+        except ValueError:
+            days = 0
+        if isinstance(raw, bool) or not 1 <= days <= self.MAX_DAYS:
+            raise BilingualError(f"时间范围无效(1–{self.MAX_DAYS} 天)", f"invalid time window (1–{self.MAX_DAYS} days)",
+                                 code="bad_option")
+        return days
 
     #: Most points drawn per zoom level (the newest; the layer says when a view holds more).
     #: Each SVG point costs the browser ~0.15 ms on a 2-core machine and the view is padded

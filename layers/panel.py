@@ -1,10 +1,9 @@
 """Small building blocks for the details panel."""
 from __future__ import annotations
 
-from datetime import datetime
-
 from dash import html
 
+from geodata.clock import fmt_local
 from geodata.i18n import pick, t
 
 
@@ -17,11 +16,8 @@ def fmt_pct(value) -> str:
 
 
 def fmt_time(value) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, datetime):
-        return value.astimezone().strftime("%Y-%m-%d %H:%M")
-    return str(value)
+    """A stored (UTC) time in the display zone (geodata.clock), or a dash."""
+    return fmt_local(value)
 
 
 def fmt_area(m2, lang: str) -> str:

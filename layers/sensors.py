@@ -5,19 +5,19 @@ for sensors whose status changed since the page was built) and ``agg``
 ({aggregate feature id: [count, alarm, offline]}) — which the JS point function
 reads in preference to the loaded data, so the layer is never re-sent.
 """
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 import plotly.graph_objects as go
 from dash import Patch, dcc, html
 
 from geodata import sensors as sn
+from geodata.clock import to_local
 from geodata.i18n import pick, t
 from geodata.queries import details as d
 from geodata.queries import layers as q
 from layers.base import Layer, LegendItem, SubType, ViewRequest, as_int, not_found
 from layers.panel import facts, fmt_time, header
 
-CST = timezone(timedelta(hours=8))
 
 STATUS_COLORS = {"normal": "#16a34a", "alarm": "#dc2626", "offline": "#6b7280"}
 TYPE_COLORS = {"manhole": "#0f766e", "trash_bin": "#a16207", "environment": "#2563eb",
@@ -138,7 +138,7 @@ def _chart(series: dict | None, lang: str) -> list:
                          className="panel-hint", **{"data-testid": "sensor-chart-empty"})]
     unit = series["unit"]
     fig = go.Figure(go.Scatter(
-        x=[x.astimezone(CST) for x in series["times"]], y=series["values"], mode="lines+markers",
+        x=[to_local(x) for x in series["times"]], y=series["values"], mode="lines+markers",
         line={"color": "#1f6feb", "width": 2}, marker={"size": 4}, name=series["main_value"],
         hovertemplate="%{x|%m-%d %H:%M}<br>%{y} " + unit + "<extra></extra>",
     ))

@@ -1,12 +1,18 @@
-"""Administrator pages: users (list, add, role, disable) and the audit log."""
+"""Administrator pages: users (list, add, role, disable, reset password) and the audit log.
+
+Disabling a user and resetting a password end that user's open sessions
+(``session_epoch``, geodata/users.py).
+"""
 from __future__ import annotations
 
 import html
 
 from flask import Blueprint, abort, current_app, redirect, request
 from flask_login import current_user
+from sqlalchemy.exc import DataError
 
 from geodata import audit, users
+from geodata.clock import fmt_local
 from geodata.db import SYSTEM
 from map_app.auth import _check_csrf, csrf_token
 
@@ -29,6 +35,11 @@ a{{color:#12355b}}</style></head><body>
 <select name="role">{role_options}</select> <input name="village_code" placeholder="村代码 village code">
 <input name="town_code" placeholder="乡镇代码 town code"> <input name="person_id" placeholder="人员编号 person id" size="8">
 <button>添加 Add</button></form></fieldset>
+<fieldset><legend>重置密码 / Reset password (该用户的登录全部退出 / signs the user out everywhere)</legend>
+<form method="post" action="/admin/users"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="op" value="password">
+<input name="username" placeholder="用户名 username" required>
+<input name="password" type="password" placeholder="新密码 new password (≥8)" autocomplete="new-password" required>
+<button>重置 Reset</button></form></fieldset>
 <h2>审计日志 / Audit log (最近 50 条)</h2><table><tbody>{audit_rows}</tbody></table>
 </body></html>"""
 
@@ -59,7 +70,8 @@ def _render(message: str = "", ok: bool = True):
             f"<button>{'停用 Disable' if u.active else '启用 Enable'}</button></form></td></tr>"
         )
     audit_rows = "".join(
-        f"<tr><td>{esc(str(a['at'])[:19])}</td><td>{esc(a['username'] or '')}</td><td>{esc(a['action'])}</td>"
+        f"<tr><td>{esc(fmt_local(a['at'], '%Y-%m-%d %H:%M:%S'))}</td><td>{esc(a['username'] or '')}</td>"
+        f"<td>{esc(a['action'])}</td>"
         f"<td>{esc(a['target'] or '')}</td><td>{esc(a['ip'] or '')}</td></tr>" for a in log
     )
     msg = f'<div class="msg {"ok" if ok else "err"}" role="status">{esc(message)}</div>' if message else ""
@@ -94,10 +106,15 @@ def user_action():
             elif op in ("disable", "enable"):
                 users.set_active(s, form.get("username", ""), op == "enable", actor=actor)
                 message = "已更新 / updated"
+            elif op == "password":
+                users.set_password(s, form.get("username", "").strip(), form.get("password", ""), actor=actor)
+                message = "已重置 / reset"
             else:
                 abort(400)
     except users.AuthError as exc:
         return _render(f"{exc.message_zh} / {exc.message_en}", ok=False)
     except ValueError:
         return _render("人员编号须为数字 / person id must be a number", ok=False)
+    except DataError:  # a NUL byte or a number PostgreSQL cannot hold: nothing was written
+        return _render("输入含有无效字符或超出范围的数值 / the form contains an invalid character or number", ok=False)
     return redirect("/admin/users") if message else _render()

@@ -92,6 +92,9 @@ def create_app(database_url: str | None = None) -> dash.Dash:
     )
     database = Database(database_url or app_url(settings))
     server.extensions["dvmap"] = database
+    from map_app.errors import guard_dash_dispatch, init_errors
+
+    init_errors(server)  # one bilingual 4xx shape for every route (map_app/errors.py)
     from map_app.auth import init_auth
 
     init_auth(server, database)
@@ -142,9 +145,11 @@ def create_app(database_url: str | None = None) -> dash.Dash:
         # Each page has its own components; callbacks of other pages are valid.
         suppress_callback_exceptions=True,
     )
-    from map_app.pages import register_pages
+    guard_dash_dispatch(app)  # malformed callback requests are 400s, not 500s
+    from map_app.pages import init_page_access, register_pages
 
     register_pages()
+    init_page_access(app)  # pages and their callbacks by role (README "Pages and APIs")
     app.layout = dmc.MantineProvider(dash.page_container)
 
     @server.after_request

@@ -3,6 +3,13 @@
 Every request but the login page, /healthz and the Open311 API needs a session;
 Dash's JSON endpoints answer 401 without one, pages redirect to /login. The
 request's scope comes from the user row loaded on the server for each request.
+
+The session cookie is signed, not stored; it ends on the server all the same: it
+carries the user's ``session_epoch`` from login, and the row's epoch is checked
+on every request (logout and password changes bump it — geodata/users.py).
+Logins are throttled in PostgreSQL (geodata/login_throttle.py); a browser that
+signed in before carries a signed device cookie that exempts it from the
+account-wide limit, so a distributed guesser cannot lock the owner out.
 """
 from __future__ import annotations
 
@@ -13,15 +20,19 @@ import secrets
 import time
 from urllib.parse import urlparse
 
-from flask import Flask, abort, jsonify, redirect, request, session as flask_session
+from flask import Flask, abort, current_app, jsonify, redirect, request, session as flask_session
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from geodata import audit, users
 from geodata.db import SYSTEM, Database, Scope
 from geodata.i18n import pick
+from geodata.login_throttle import LoginThrottle, account_key
 
 PUBLIC_PREFIXES = ("/login", "/healthz", "/open311/", "/api/sensors/")  # the last two: API keys
-FAILED_LOGIN_DELAY_S = 0.6  # slows password guessing on top of the per-account lockout
+FAILED_LOGIN_DELAY_S = 0.6  # slows password guessing on top of the login throttle
+DEVICE_COOKIE = "dvmap_device"
+DEVICE_MAX_AGE_S = 90 * 24 * 3600
 
 
 def production_mode() -> bool:
@@ -63,6 +74,28 @@ def current_scope() -> Scope:
 
 def current_role() -> str:
     return current_user.role if current_user and current_user.is_authenticated else "anonymous"
+
+
+def _device_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="dvmap-login-device")
+
+
+def _trusted_device(username: str) -> bool:
+    """True when this browser signed in to ``username`` before (its signed device cookie says so)."""
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if not raw:
+        return False
+    try:
+        data = _device_serializer().loads(raw, max_age=DEVICE_MAX_AGE_S)
+    except BadSignature:
+        return False
+    return isinstance(data, dict) and data.get("u") == account_key(username)
+
+
+def _start_session(user: users.User, scope: Scope) -> None:
+    """Log ``user`` in on this browser, bound to the user's current session epoch."""
+    login_user(SessionUser(user, scope))
+    flask_session["epoch"] = user.session_epoch
 
 
 def _safe_next(target: str | None) -> str:
@@ -118,6 +151,35 @@ def _login_page(lang: str, error: str | None = None, next_url: str = "/", status
     return body, status, {"Content-Type": "text/html; charset=utf-8"}
 
 
+PASSWORD_PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1"><title>{title}</title><link rel="icon" href="data:,">
+<style>body{{font-family:"Noto Sans CJK SC","WenQuanYi Micro Hei",system-ui,sans-serif;margin:24px;color:#1f2937}}
+label{{display:block;margin:10px 0 4px}} .msg{{padding:8px 10px;border-radius:6px;max-width:320px}}
+.ok{{background:#ecfdf5}} .err{{background:#fef2f2;color:#991b1b}}</style></head><body>
+<p><a href="/">{back}</a></p><h1>{title}</h1>{message}
+<form method="post" action="/account/password"><input type="hidden" name="csrf" value="{csrf}">
+<input type="hidden" name="lang" value="{lang_code}">
+<label for="current">{current}</label><input id="current" name="current" type="password" autocomplete="current-password" required>
+<label for="new">{new}</label><input id="new" name="new" type="password" autocomplete="new-password" required>
+<label for="repeat">{repeat}</label><input id="repeat" name="repeat" type="password" autocomplete="new-password" required>
+<p><button type="submit">{submit}</button></p></form></body></html>"""
+
+
+def _password_page(lang: str, error: str | None = None, *, done: bool = False, status: int = 200):
+    if done:
+        message = '<div class="msg ok" role="status">' + html.escape(
+            pick("密码已修改，其他设备上的登录已退出", "Password changed; you were signed out everywhere else", lang)) + "</div>"
+    else:
+        message = f'<div class="msg err" role="alert">{html.escape(error)}</div>' if error else ""
+    body = PASSWORD_PAGE.format(
+        lang="en" if lang == "en" else "zh-CN", lang_code=lang, title=pick("修改密码", "Change password", lang),
+        back=pick("← 返回地图", "← Back to the map", lang), message=message, csrf=html.escape(csrf_token()),
+        current=pick("当前密码", "Current password", lang), new=pick("新密码(至少 8 位)", "New password (≥ 8)", lang),
+        repeat=pick("再次输入新密码", "New password again", lang), submit=pick("修改", "Change", lang),
+    )
+    return body, status, {"Content-Type": "text/html; charset=utf-8"}
+
+
 def init_auth(server: Flask, database: Database) -> None:
     """Install Flask-Login, the login/logout routes and the guard on ``server``."""
     manager = LoginManager()
@@ -133,7 +195,8 @@ def init_auth(server: Flask, database: Database) -> None:
         # Trusted server code reads the user's row and derives the scope.
         with database.session(SYSTEM) as s:
             user = users.get_user(s, uid)
-            if user is None:
+            # A session from before a logout, password change, disable or role change is over.
+            if user is None or not users.session_is_current(user, flask_session.get("epoch")):
                 return None
             scope = users.scope_for(s, user)
         return SessionUser(user, scope)
@@ -147,6 +210,8 @@ def init_auth(server: Flask, database: Database) -> None:
             return None
         if current_user.is_authenticated:
             return None
+        if request.blueprint == "ogc":
+            return None  # GIS clients send an API key: the OGC API checks key or session itself (map_app/ogc.py)
         wants_html = request.method == "GET" and not path.startswith(("/_dash", "/ogc", "/api")) \
             and "text/html" in request.headers.get("Accept", "")
         if wants_html:
@@ -165,28 +230,67 @@ def init_auth(server: Flask, database: Database) -> None:
         with database.session(SYSTEM) as s:
             try:
                 user = users.authenticate(s, username, password, ip=request.remote_addr,
-                                          production=production_mode())
+                                          production=production_mode(), trusted_device=_trusted_device(username))
             except users.AuthError as exc:
-                s.commit()  # the failure count, the lock and the audit row must stay
+                s.commit()  # the throttle counts and the audit row must stay
                 time.sleep(FAILED_LOGIN_DELAY_S)
                 return _login_page(lang, exc.message(lang), next_url, status=401)
             s.commit()
         flask_session.clear()  # new session id material after login (no fixation)
         with database.session(SYSTEM) as s:
             scope = users.scope_for(s, user)
-        login_user(SessionUser(user, scope))
-        return redirect(next_url)
+        _start_session(user, scope)
+        response = redirect(next_url)
+        response.set_cookie(DEVICE_COOKIE, _device_serializer().dumps({"u": account_key(user.username)}),
+                            max_age=DEVICE_MAX_AGE_S, path="/login", httponly=True, samesite="Lax",
+                            secure=server.config.get("SESSION_COOKIE_SECURE", False))
+        return response
 
     @server.post("/logout")
     def logout():
         _check_csrf()
         if current_user.is_authenticated:
             with database.session(SYSTEM) as s, s.begin():
+                # Ends this user's sessions everywhere, so a copy of this cookie is worthless too.
+                users.end_sessions(s, current_user.user.id)
                 audit.record(s, "logout", target=current_user.user.username, user_id=current_user.user.id,
                              username=current_user.user.username, ip=request.remote_addr)
         logout_user()
         flask_session.clear()
         return redirect("/login")
+
+    @server.route("/account/password", methods=["GET", "POST"])
+    def change_password():
+        # Self-service: ends the user's other sessions; this browser stays signed in.
+        lang = "en" if request.values.get("lang") == "en" else "zh"
+        if request.method == "GET":
+            return _password_page(lang)
+        _check_csrf()
+        me = current_user.user
+        ip = request.remote_addr
+        with database.session(SYSTEM) as s:
+            throttle = LoginThrottle(s)  # the current password is a guess like any login
+            wrong = throttle.refused(me.username, ip, trusted_device=True) is not None \
+                or not users.check_password(s, me.id, request.form.get("current", ""))
+            if wrong:
+                throttle.failed(me.username, ip)
+                audit.record(s, "password.change_failed", target=me.username, user_id=me.id,
+                             username=me.username, ip=ip)
+                s.commit()
+                return _password_page(lang, pick("当前密码错误，或尝试过于频繁", "Wrong current password, or too many "
+                                                  "attempts", lang), status=400)
+            new = request.form.get("new", "")
+            if new != request.form.get("repeat", ""):
+                return _password_page(lang, pick("两次输入的新密码不一致", "The new passwords differ", lang), status=400)
+            try:
+                users.set_password(s, me.username, new, actor=me.username)
+            except users.AuthError as exc:
+                return _password_page(lang, exc.message(lang), status=400)
+            s.commit()
+            user = users.get_user(s, me.id)
+            scope = users.scope_for(s, user)
+        _start_session(user, scope)
+        return _password_page(lang, done=True)
 
     @server.after_request
     def security_headers(response):

@@ -13,6 +13,7 @@ from flask import current_app
 
 from callbacks import bigscreen as cb
 from geodata import bigscreen as bs
+from geodata.clock import fmt_local
 from geodata.i18n import pick
 from geodata.queries import layers as q
 from layers.base import js
@@ -110,7 +111,7 @@ def serve_bigscreen(**query):
                   html.Span(pick("县域基层治理态势", "County governance at a glance", lang), className="bs-subtitle")],
                  className="bs-head-left"),
         html.Div([html.Div("", id=cb.CLOCK, className="bs-clock"),
-                  html.Div(pick("数据更新 ", "Updated ", lang) + data["now"].astimezone(bs.CST).strftime("%H:%M:%S"),
+                  html.Div(pick("数据更新 ", "Updated ", lang) + fmt_local(data["now"], "%H:%M:%S"),
                            id=cb.UPDATED, className="bs-updated")], className="bs-head-mid"),
         html.Div([
             html.Button(pick("指标公式", "Formula", lang), id=cb.FORMULA_BTN, className="bs-btn", n_clicks=0),

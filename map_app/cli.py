@@ -1,6 +1,7 @@
 """The ``dvmap`` command line: database, migrations, demo data, serving."""
 from __future__ import annotations
 
+import os
 import socket
 import sys
 
@@ -70,6 +71,13 @@ def db_start() -> None:
     if not s.embedded:
         click.echo("DATABASE_URL is set: using that server, no local cluster to start.")
         return
+    from geodata.config import PROJECT_ROOT, postgres_blocked_folder
+
+    local = PROJECT_ROOT / ".dvmap"
+    if s.data_dir != local and not os.environ.get("DVMAP_DATA_DIR"):
+        blocked = postgres_blocked_folder(local)
+        click.echo(f"数据目录 / data folder: {s.data_dir} (postgres 用户无法进入 / the postgres user cannot "
+                   f"enter {blocked}; DVMAP_DATA_DIR overrides)")
     try:
         c = _cluster()
         c.start()
@@ -115,12 +123,34 @@ def db_url(owner: bool, show_password: bool) -> None:
 
 # -- schema and data ------------------------------------------------------------
 @main.command()
-def migrate() -> None:
-    """Upgrade the schema to the newest migration."""
+@click.option("--check", "check_only", is_flag=True,
+              help="Change nothing: compare the database with the models (alembic check); exit 1 on drift.")
+@click.option("--autogenerate", "message", default=None,
+              help="Write a new migration from what the models add (alembic revision --autogenerate).")
+@click.option("--rev-id", default=None, help="With --autogenerate: the new revision's number, e.g. 0017.")
+@click.option("--head", default="head", show_default=True, help="With --autogenerate: the revision it follows.")
+def migrate(check_only: bool, message: str | None, rev_id: str | None, head: str) -> None:
+    """Upgrade the schema to the newest migration (or, with --check, compare it with geodata/models)."""
     from geodata import migrate as m
 
     url = _resolve("owner")
     _check_db(url)
+    if message is not None:
+        if not rev_id:
+            raise click.UsageError("--autogenerate needs --rev-id (the next number, e.g. 0017)")
+        click.echo(f"wrote {m.revision(url, message, rev_id, head)}")
+        return
+    if check_only:
+        from alembic.util.exc import CommandError
+
+        try:
+            diffs = m.check(url)
+        except CommandError as exc:  # e.g. not at the newest revision: nothing to compare yet
+            raise click.ClickException(f"无法比较,请先运行 dvmap migrate / cannot compare: {exc}") from exc
+        if diffs:
+            raise click.ClickException("模型与数据库不一致 / models and database differ:\n" + diffs)
+        click.echo(f"models match the database at revision {m.current(url)}")
+        return
     m.upgrade(url)
     click.echo(f"schema at revision {m.current(url)}")
 
@@ -222,7 +252,7 @@ def users_list():
 @click.option("--town", "town_code", default=None)
 @click.option("--person", "person_id", default=None, type=int)
 def users_set_role(username, role, village_code, town_code, person_id):
-    """Change a user's role."""
+    """Change a user's role; the user's open sessions end."""
     from geodata import users
 
     _users_call(lambda s: users.set_role(s, username, role, village_code=village_code, town_code=town_code,
@@ -244,7 +274,7 @@ def users_disable(username):
 @click.argument("username")
 @click.password_option()
 def users_set_password(username, password):
-    """Set a user's password (a demo account stops being one)."""
+    """Set a user's password (a demo account stops being one); the user's open sessions end."""
     from geodata import users
 
     _users_call(lambda s: users.set_password(s, username, password, actor="cli"))
@@ -269,9 +299,17 @@ def _port_free(host: str, port: int) -> bool:
 @click.option("--dev", is_flag=True, help="Dash's development server with debug tools (never in production).")
 def serve(host: str | None, port: int | None, workers: int, dev: bool) -> None:
     """Serve the app with gunicorn."""
+    from geodata.config import DataDirError, ensure_writable_dir
+
     s = get_settings()
     host = host or s.host
     port = port or s.port
+    try:
+        # Workers write the session key, import jobs and analysis results here; a
+        # read-only folder would otherwise end as gunicorn's "Worker failed to boot".
+        ensure_writable_dir(s.data_dir)
+    except DataDirError as exc:
+        _fail(str(exc))
     url = _resolve("app")
     _check_db(url)
     if not _port_free(host, port):
@@ -289,6 +327,11 @@ def serve(host: str | None, port: int | None, workers: int, dev: bool) -> None:
             self.cfg.set("workers", workers)
             self.cfg.set("timeout", 120)
             self.cfg.set("accesslog", "-")
+            # gunicorn >= 23 opens a control socket at one path per user
+            # (~/.gunicorn/gunicorn.ctl): a second serve would take it over and the first
+            # to stop would delete the other's. dvmap does not use it.
+            if "control_socket_disable" in self.cfg.settings:
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             from map_app.app import create_app

@@ -160,6 +160,7 @@ def api_key_list() -> None:
     """List client systems (key prefixes only)."""
     from sqlalchemy import text
 
+    from geodata.clock import fmt_local
     from geodata.db import SYSTEM, scoped
 
     with scoped(_factory(), SYSTEM) as s:
@@ -172,7 +173,7 @@ def api_key_list() -> None:
         villages = "county" if r["village_ids"] is None else ",".join(str(v) for v in r["village_ids"])
         state = "active" if r["active"] else "disabled"
         click.echo(f"{r['id']:<5} {r['name']:<24} {r['key_prefix']}…  {r['source']:<9} {state:<8} "
-                   f"villages={villages}  created={r['created_at']:%Y-%m-%d}")
+                   f"villages={villages}  created={fmt_local(r['created_at'], '%Y-%m-%d')}")
 
 
 @api_key_group.command("disable")

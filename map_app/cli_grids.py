@@ -1,11 +1,11 @@
 """``dvmap grids …``: which grid a point was in on a date, a village's change history, renumbering."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 import click
 
-CST = timezone(timedelta(hours=8))
+from geodata.clock import display_zone, fmt_local
 
 
 def _base():
@@ -48,11 +48,11 @@ def at_cmd(lon: float, lat: float, when: str | None):
     from geodata import grids as G
 
     try:
-        at = datetime.fromisoformat(when) if when else datetime.now(CST)
+        at = datetime.fromisoformat(when) if when else datetime.now(display_zone())
     except ValueError:
         _base()._fail(f"时间格式无效 / invalid time: {when}")
     if at.tzinfo is None:
-        at = at.replace(tzinfo=CST)
+        at = at.replace(tzinfo=display_zone())
     with _session() as s:
         try:
             row = G.grid_at(s, lon, lat, at)
@@ -61,9 +61,9 @@ def at_cmd(lon: float, lat: float, when: str | None):
     if row is None:
         click.echo(f"{at.isoformat()}: 不在任何网格内 / in no grid")
         return
-    until = row["valid_to"].isoformat() if row["valid_to"] else "—"
+    until = fmt_local(row["valid_to"], "%Y-%m-%d %H:%M:%S")
     click.echo(f"{row['code']} v{row['version']} {row['name']} · 网格员/worker {row['worker'] or '—'}"
-               f" · {row['valid_from'].isoformat()} → {until}")
+               f" · {fmt_local(row['valid_from'], '%Y-%m-%d %H:%M:%S')} → {until}")
 
 
 @grids_group.command("history")
@@ -79,7 +79,7 @@ def history_cmd(village_code: str, limit: int):
         click.echo("暂无修改记录 / no changes")
     for r in rows:
         undone = " (已撤销/undone)" if r["undone"] else ""
-        click.echo(f"#{r['id']} {r['at'].astimezone(CST):%Y-%m-%d %H:%M} {r['actor']} [{r['action']}]"
+        click.echo(f"#{r['id']} {fmt_local(r['at'])} {r['actor']} [{r['action']}]"
                    f" {r['summary_zh']} / {r['summary_en']}{undone}")
 
 

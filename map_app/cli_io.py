@@ -97,8 +97,10 @@ def import_command(file, target, layer, layer_name, title_zh, title_en, source, 
         with engine.connect() as conn:
             apply_scope(conn, SYSTEM)
             if recent:
+                from geodata.clock import fmt_local
+
                 for r in recent_reports(conn, 20):
-                    click.echo(f"#{r.id} {str(r.started_at)[:19]} " + r.summary(lang))
+                    click.echo(f"#{r.id} {fmt_local(r.started_at, '%Y-%m-%d %H:%M:%S')} " + r.summary(lang))
                 return
             report = get_report(conn, show_id)
         if report is None:

@@ -131,18 +131,28 @@ def _local_broker():
 @broker_group.command("start")
 def broker_start():
     """Start a private broker at MQTT_URL unless one already answers there."""
-    from etl.mqtt import broker_reachable
+    from etl.mqtt import probe_broker
+    from geodata.config import DataDirError, ensure_writable_dir
 
     broker, address = _local_broker()
-    if broker_reachable(address):
+    found = probe_broker(address)
+    if found == "mqtt":
         click.echo(f"broker already running at {address.masked()}")
         return
+    if found == "other":
+        _base()._fail(f"端口 {address.port} 被其他程序占用(不是 MQTT 代理)/ port {address.port} on {address.host} "
+                      "is held by a program that is not an MQTT broker: stop it or set MQTT_URL to another port")
     if address.host not in ("127.0.0.1", "localhost"):
         _base()._fail(f"no broker answers at {address.masked()}, and it is not local: start it there")
     try:
+        ensure_writable_dir(broker.folder)
         broker.start()
+    except DataDirError as exc:
+        _base()._fail(str(exc))
     except RuntimeError as exc:
         _base()._fail(str(exc))
+    except OSError as exc:  # the folder turned read-only between the check and the start
+        _base()._fail(f"代理无法启动 / broker cannot start: {exc.strerror or exc} ({broker.folder})")
     click.echo(f"broker started at {address.masked()} (data in {broker.folder})")
 
 

@@ -29,6 +29,7 @@ from flask_login import current_user
 
 from etl.export import FORMATS, MEDIA_TYPES, ExportError, export_layer, export_village
 from etl.importers import ALL_TARGETS, ImportOptions, Limits, get_report, import_file, recent_reports
+from geodata.clock import fmt_local
 from geodata.config import get_settings
 from map_app.auth import _check_csrf, csrf_token
 
@@ -197,7 +198,7 @@ form.addEventListener('submit', ev => {{
 def _report_row(r) -> str:
     esc = html.escape
     counts = f"{r.rows_read} / {r.rows_imported} / {r.rows_repaired} / {r.rows_flagged} / {r.rows_rejected}"
-    return (f"<tr><td><a href='reports/{r.id}'>{r.id}</a></td><td>{esc(str(r.started_at)[:19])}</td>"
+    return (f"<tr><td><a href='reports/{r.id}'>{r.id}</a></td><td>{esc(fmt_local(r.started_at, '%Y-%m-%d %H:%M:%S'))}</td>"
             f"<td>{esc(r.file_name)}</td><td>{esc(r.target)}{(':' + esc(r.layer)) if r.layer else ''}</td>"
             f"<td class='st-{esc(r.status)}'>{esc(r.status)}</td><td>{counts}</td></tr>")
 
@@ -225,7 +226,7 @@ def page():
 def _form_options(form, file_name: str, username: str) -> tuple[str, ImportOptions]:
     target = form.get("target", "resources")
     if target not in ALL_TARGETS:
-        raise ValueError(f"unknown target {target!r}")
+        raise ValueError(f"未知的导入目标:{target[:40]} / unknown import target: {target[:40]}")
 
     def opt(name):
         value = (form.get(name) or "").strip()
@@ -328,7 +329,7 @@ def report_page(report_id: int):
              ("编码 Encoding", f"{report.encoding or ''} ({report.encoding_source or ''})"),
              ("坐标系 CRS", report.source_crs), ("已转换 Converted from", report.converted_from),
              ("计数 Counts", json.dumps(report.counts, ensure_ascii=False)), ("导入人 By", report.created_by),
-             ("时间 Time", str(report.started_at)[:19])]
+             ("时间 Time", fmt_local(report.started_at, "%Y-%m-%d %H:%M:%S"))]
     facts_html = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in facts if v)
     notes = "".join(f"<li>{esc(n.message_zh)} <span class=en>{esc(n.message_en)}</span></li>" for n in report.notes)
     message = ""

@@ -235,8 +235,8 @@ def test_admin_edits_weights_and_others_cannot(live_app, browser, owner_engine):
     page = context.new_page()
     try:
         login(page, live_app["url"], "leader")
-        page.goto(live_app["url"] + "/bigscreen/admin")
-        page.wait_for_selector("#bsa-denied", timeout=20_000)
+        assert page.goto(live_app["url"] + "/bigscreen/admin").status == 403
+        page.wait_for_selector("#page-refusal", timeout=20_000)
         login(page, live_app["url"], "admin")
         page.goto(live_app["url"] + "/bigscreen/admin")
         page.wait_for_selector(".ag-row", timeout=30_000)

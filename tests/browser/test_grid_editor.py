@@ -301,14 +301,15 @@ def test_other_roles_get_a_clear_refusal_and_english_works(live_app, browser, ap
     context = browser.new_context(viewport={"width": 1600, "height": 900}, locale="zh-CN")
     page = context.new_page()
     login(page, base, "village")
-    page.goto(f"{base}/grids")
-    page.wait_for_selector("#grid-refusal", timeout=20_000)
-    text_zh = page.inner_text("#grid-refusal")
+    response = page.goto(f"{base}/grids")
+    assert response.status == 403  # refused at the URL (map_app/pages.py), both languages on the page
+    page.wait_for_selector("#page-refusal", timeout=20_000)
+    text_zh = page.inner_text("#page-refusal")
     assert "网格管理员" in text_zh and page.locator("#grid-map").count() == 0
     shot(page, "grid-17-refused-village-official")
     page.goto(f"{base}/grids?lang=en")
-    page.wait_for_selector("#grid-refusal", timeout=20_000)
-    assert "Only grid managers and administrators" in page.inner_text("#grid-refusal")
+    page.wait_for_selector("#page-refusal", timeout=20_000)
+    assert "Only grid managers and administrators" in page.inner_text("#page-refusal")
     context.close()
 
     context = browser.new_context(viewport={"width": 1600, "height": 900}, locale="en-US")
