@@ -216,7 +216,9 @@ def init_auth(server: Flask, database: Database) -> None:
             and "text/html" in request.headers.get("Accept", "")
         if wants_html:
             return redirect("/login?next=" + _safe_next(request.full_path.rstrip("?")))
-        return jsonify(error="authentication required / 需要登录"), 401
+        from map_app.errors import HttpError, error_response
+
+        return error_response(HttpError(401))
 
     @server.route("/login", methods=["GET", "POST"])
     def login():

@@ -137,7 +137,7 @@ def test_check_and_partial_index_drift_is_reported(owner_conn):
     """What Alembic cannot see (a CHECK, a partial index's WHERE) the copy comparison does."""
     owner_conn.execute(text(
         "ALTER TABLE town DROP CONSTRAINT town_kind_check;"
-        " ALTER TABLE town ADD CONSTRAINT town_kind_check CHECK (kind IN ('town', 'township'));"
+        " ALTER TABLE town ADD CONSTRAINT town_kind_check CHECK (kind IN ('town', 'subdistrict', 'township', 'district'));"
         " DROP INDEX grid_current_code_uq;"
         " CREATE UNIQUE INDEX grid_current_code_uq ON grid (code) WHERE valid_to IS NOT NULL"))
     assert _drift(owner_conn) == []  # Alembic alone misses both
