@@ -114,6 +114,15 @@ def session_for(conn, scope=None):
     return ScopedSession(bind=conn, join_transaction_mode="create_savepoint", info={"scope": scope})
 
 
+def rolled_back_connection(engine):
+    """Generator: a connection of ``engine`` inside a transaction rolled back afterwards."""
+    c = engine.connect()
+    t = c.begin()
+    yield c
+    t.rollback()
+    c.close()
+
+
 def rolled_back_session(engine):
     """Generator: a county-scoped app session in a transaction rolled back afterwards."""
     conn = engine.connect()

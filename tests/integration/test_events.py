@@ -20,7 +20,7 @@ from geodata.events import (
     Actor, EventInputError, EventNotFound, InvalidTransition, PermissionDenied, StaleVersion,
 )
 from geodata.workflow import State
-from tests.conftest import session_for
+from tests.conftest import rolled_back_connection, session_for
 from tests.integration.event_world import build_world, destroy_world
 
 CST = timezone(timedelta(hours=8))
@@ -43,11 +43,7 @@ def world(owner_engine):
 @pytest.fixture
 def conn(app_engine, world):
     """An app-role connection in a transaction that is rolled back."""
-    c = app_engine.connect()
-    t = c.begin()
-    yield c
-    t.rollback()
-    c.close()
+    yield from rolled_back_connection(app_engine)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from geodata import grids as G
 from geodata.db import SYSTEM, Scope, apply_scope, make_engine, make_sessionmaker, scoped
 from geodata.events import Actor
 from geodata.gridcodes import grid_codes
-from tests.conftest import session_for
+from tests.conftest import rolled_back_connection, session_for
 from tests.integration.grid_world import (
     M1, M2, MID, N, S, W, box, box_gj, build_grid_world, destroy_grid_world, reset_grid_world,
 )
@@ -41,11 +41,7 @@ def world(owner_engine, demo_db):  # the demo loader refuses to run once any cou
 
 @pytest.fixture
 def conn(app_engine, world):
-    c = app_engine.connect()
-    t = c.begin()
-    yield c
-    t.rollback()
-    c.close()
+    yield from rolled_back_connection(app_engine)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from geodata import events as ev
 from geodata.db import Scope
 from geodata.events import Actor
-from tests.conftest import session_for
+from tests.conftest import rolled_back_connection, session_for
 from tests.integration.event_world import build_world, destroy_world
 
 OFFICIAL = Actor("村干部甲", "village_official", 7)
@@ -30,11 +30,7 @@ def world(owner_engine):
 
 @pytest.fixture
 def conn(app_engine, world):
-    c = app_engine.connect()
-    t = c.begin()
-    yield c
-    t.rollback()
-    c.close()
+    yield from rolled_back_connection(app_engine)
 
 
 def _report(s, world):
