@@ -25,6 +25,7 @@ from callbacks.context import session
 from callbacks.errors import error_alert, error_text
 from geodata import events as ev
 from geodata import workflow as wf
+from geodata.clock import fmt_local
 from geodata.i18n import BilingualError, pick
 from geodata.queries import event_list as el
 from layers import event_panel
@@ -550,8 +551,8 @@ def table_rows(rows: list[dict], lang: str, urgencies: dict) -> list[dict]:
             "grid_code": r["grid_code"].strip() if r["grid_code"] else "",
             "worker": r["worker"] or "",
             "urgency_label": pick(*urgencies.get(r["urgency"], (r["urgency"], r["urgency"])), lang),
-            "reported": event_panel.fmt_cst(r["reported_at"]),
-            "due": event_panel.fmt_cst(r["due_at"]) if r["due_at"] else "",
+            "reported": fmt_local(r["reported_at"]),
+            "due": fmt_local(r["due_at"]) if r["due_at"] else "",
             "rework_count": r["rework_count"],
         })
     return out

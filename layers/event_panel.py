@@ -47,11 +47,6 @@ def panel_store_id(event_id: int) -> dict:
 
 # -- formatting ----------------------------------------------------------------------
 
-def fmt_cst(value) -> str:
-    """A time on the county's clock (geodata.clock's display zone), or a dash."""
-    return fmt_local(value)
-
-
 def state_badge(state: str, lang: str):
     color = wf.STATE_COLORS.get(wf.State(state), "#64748b")
     return dmc.Badge(wf.label(state, lang), color=color, variant="filled", size="lg", radius="sm",
@@ -215,7 +210,7 @@ def _history_detail(h: dict, lang: str, workers: dict) -> str:
     if h["action"] in (A.DISPATCH.value, A.REASSIGN.value) and data.get("worker_id"):
         bits.append(pick("网格员 ", "worker ", lang) + workers.get(int(data["worker_id"]), f"#{data['worker_id']}"))
     if data.get("until") or (h["action"] == A.POSTPONE.value and data.get("due_at")):
-        bits.append(pick("期限至 ", "due ", lang) + fmt_cst(_parse(data.get("until") or data.get("due_at"))))
+        bits.append(pick("期限至 ", "due ", lang) + fmt_local(_parse(data.get("until") or data.get("due_at"))))
     if data.get("rating"):
         bits.append("★" * int(data["rating"]))
     if data.get("rework_count") and h["action"] == A.VERIFY_FAIL.value:
@@ -261,7 +256,7 @@ def _timeline(session, e: dict, lang: str):
         moved = h["from_state"] and h["from_state"] != h["to_state"]
         detail = _history_detail(h, lang, workers)
         items.append(html.Li([
-            html.Span(fmt_cst(h["at"]), className="tl-time"),
+            html.Span(fmt_local(h["at"]), className="tl-time"),
             html.B(_action_label(h["action"], lang)),
             html.Span(f" · {h['actor']}", className="tl-actor"),
             html.Span(f" {wf.label(h['from_state'], lang)} → {wf.label(h['to_state'], lang)}" if moved else "",
@@ -303,11 +298,11 @@ def render(session, event_id: int, lang: str, *, message: str | None = None, ok:
         (pick("描述", "Description", lang), e["description"], "description"),
         (pick("紧急程度", "Urgency", lang), pick(*urgency, lang), "urgency"),
         (pick("来源", "Source", lang), pick(*source, lang), "source"),
-        (pick("上报时间", "Reported", lang), fmt_cst(e["reported_at"]), "reported_at"),
+        (pick("上报时间", "Reported", lang), fmt_local(e["reported_at"]), "reported_at"),
         (pick("上报人", "Reported by", lang), reporter, "reporter"),
         (pick("位置", "Location", lang), f"{e['lon']:.6f}, {e['lat']:.6f}" + (f" · {e['address']}" if e["address"]
                                                                             else ""), "location"),
-        (pick("处置时限", "Due", lang), fmt_cst(e["due_at"]), "due_at"),
+        (pick("处置时限", "Due", lang), fmt_local(e["due_at"]), "due_at"),
     ]
     if e["result"]:
         rows.append((pick("处置结果", "Result", lang), e["result"], "result"))

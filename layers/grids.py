@@ -1,9 +1,10 @@
 """网格: current grid polygons with code and grid worker."""
+from geodata.clock import fmt_local
 from geodata.queries import details as d
 from geodata.users import mask_phone
 from geodata.queries import layers as q
 from layers.base import Layer, LegendItem, ViewRequest, as_int, not_found
-from layers.panel import facts, fmt_area, fmt_int, fmt_pct, fmt_time, header
+from layers.panel import facts, fmt_area, fmt_int, fmt_pct, header
 
 
 class GridLayer(Layer):
@@ -43,6 +44,6 @@ class GridLayer(Layer):
                 ("field.households", fmt_int(g["households"])),
                 ("field.area", fmt_area(g["area_m2"], lang)),
                 ("field.version", g["version"]),
-                ("field.valid_from", fmt_time(g["valid_from"])),
+                ("field.valid_from", fmt_local(g["valid_from"])),
             ], lang, test_id="grid-facts"),
         ]

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dash import html
 
-from geodata.clock import fmt_local
 from geodata.i18n import pick, t
 
 
@@ -13,11 +12,6 @@ def fmt_int(value) -> str:
 
 def fmt_pct(value) -> str:
     return "—" if value is None else f"{100 * float(value):.1f}%"
-
-
-def fmt_time(value) -> str:
-    """A stored (UTC) time in the display zone (geodata.clock), or a dash."""
-    return fmt_local(value)
 
 
 def fmt_area(m2, lang: str) -> str:

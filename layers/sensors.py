@@ -11,12 +11,12 @@ import plotly.graph_objects as go
 from dash import Patch, dcc, html
 
 from geodata import sensors as sn
-from geodata.clock import to_local
+from geodata.clock import fmt_local, to_local
 from geodata.i18n import pick, t
 from geodata.queries import details as d
 from geodata.queries import layers as q
 from layers.base import Layer, LegendItem, SubType, ViewRequest, as_int, not_found
-from layers.panel import facts, fmt_time, header
+from layers.panel import facts, header
 
 
 STATUS_COLORS = {"normal": "#16a34a", "alarm": "#dc2626", "offline": "#6b7280"}
@@ -121,7 +121,7 @@ class SensorLayer(Layer):
                 ("field.type", s["type_en"] if lang == "en" else s["type_zh"]),
                 ("field.status", t(f"status.{s['status']}", lang)),
                 ("field.latest", latest),
-                ("field.time", fmt_time(s["last_seen_at"])),
+                ("field.time", fmt_local(s["last_seen_at"])),
                 ("field.village", s["village"]),
             ], lang, test_id="sensor-facts"),
             *_chart(sn.reading_series(session, sid), lang),
@@ -170,8 +170,8 @@ def _alarms(episodes: list[dict], lang: str) -> list:
     for a in episodes:
         what = (pick(a["label_zh"], a["label_en"], lang) if a["kind"] == "threshold"
                 else pick("离线", "Offline", lang))
-        until = (fmt_time(a["cleared_at"]) if a["cleared_at"] else pick("进行中", "ongoing", lang))
-        parts = [html.B(what), f" · {fmt_time(a['opened_at'])} → {until}"]
+        until = (fmt_local(a["cleared_at"]) if a["cleared_at"] else pick("进行中", "ongoing", lang))
+        parts = [html.B(what), f" · {fmt_local(a['opened_at'])} → {until}"]
         if a["event_id"]:
             parts += [" · ", html.A(pick(f"事件 #{a['event_id']}", f"Event #{a['event_id']}", lang),
                                     href=f"?event={a['event_id']}")]

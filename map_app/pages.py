@@ -132,16 +132,18 @@ def _guarded(path: str, layout):
     return guarded_layout
 
 
+def _register(name: str, path: str, layout, title: str) -> None:
+    """One page: a page listed in :data:`PAGE_ROLES` gets its role check around the layout."""
+    dash.register_page(name, path=path, title=title,
+                       layout=_guarded(path, layout) if page_for(path) else layout)
+
+
 def register_pages() -> None:
-    dash.register_page("map", path="/", layout=serve_layout, title="数字乡村一张图")
-    dash.register_page("bigscreen", path="/bigscreen", layout=_guarded("/bigscreen", serve_bigscreen),
-                       title="指挥中心大屏 · 数字乡村一张图")
-    dash.register_page("bigscreen-admin", path="/bigscreen/admin",
-                       layout=_guarded("/bigscreen/admin", serve_bigscreen_admin), title="考核指标管理 · 数字乡村一张图")
-    dash.register_page("analysis", path="/analysis", layout=_guarded("/analysis", analysis_layout),
-                       title="空间分析 · 数字乡村一张图")
-    dash.register_page("grids", path="/grids", layout=_guarded("/grids", grid_editor_layout),
-                       title="网格划分 · 数字乡村一张图")
+    _register("map", "/", serve_layout, "数字乡村一张图")
+    _register("bigscreen", "/bigscreen", serve_bigscreen, "指挥中心大屏 · 数字乡村一张图")
+    _register("bigscreen-admin", "/bigscreen/admin", serve_bigscreen_admin, "考核指标管理 · 数字乡村一张图")
+    _register("analysis", "/analysis", analysis_layout, "空间分析 · 数字乡村一张图")
+    _register("grids", "/grids", grid_editor_layout, "网格划分 · 数字乡村一张图")
 
 
 def _callback_page(app: dash.Dash) -> str | None:
