@@ -1,7 +1,7 @@
 """Simulated sensor streams for the demo county, published to the broker like real devices.
 
 Each sensor reports on its type's interval (``sensor_type.report_interval_s``),
-its values following the demo generator's model (etl/demo_county.py: a daily
+its values following the demo generator's model (etl/demo/spec.py: a daily
 cycle around a per-sensor level, noise, an alarm range). On top of that:
 
 * occasional alarm episodes — a few readings in the alarm range, then back to
@@ -25,16 +25,15 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from sqlalchemy import text
 
-from etl.demo_county import ALARM_THRESHOLDS, SENSOR_TYPES, SensorSpec
+from etl.demo.spec import ALARM_THRESHOLDS, SENSOR_TYPES, SensorSpec
+from geodata.clock import display_zone
 from geodata.sensors import reading_topic
 
 log = logging.getLogger("dvmap.sensors.simulate")
-
-CST = timezone(timedelta(hours=8))
 
 
 @dataclass
@@ -114,7 +113,8 @@ class Simulator:
         """One reading's values for ``s`` at ``when`` (normal or, during an episode, alarming)."""
         spec: SensorSpec = SENSOR_TYPES[s.type]
         rng = self.rng
-        hour = when.astimezone(CST).hour + when.astimezone(CST).minute / 60.0
+        local = when.astimezone(display_zone())   # the daily cycle follows the county's clock
+        hour = local.hour + local.minute / 60.0
         threshold = ALARM_THRESHOLDS[spec.main_value]
         amp = spec.amp * (s.level if spec.relative_amp else 1.0)
         value = s.level + amp * math.cos(2 * math.pi * (hour - spec.peak_hour) / 24.0) + rng.gauss(0, spec.noise)

@@ -20,7 +20,8 @@ import json
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geodata.events import Actor, record_history
+from geodata.events import record_history
+from geodata.identity import Actor
 from geodata.workflow import OPEN
 
 __all__ = ["REROUTE", "reroute_open_events"]

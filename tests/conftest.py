@@ -70,7 +70,7 @@ def make_engine_for(url: str):
 def load_demo_county(db: TestDatabase) -> dict:
     """Load the demo county (seed 42) and the demo accounts into ``db`` once."""
     from etl.demo_accounts import ensure_demo_accounts
-    from etl.demo_county import DemoAlreadyLoaded, load_demo
+    from etl.demo import DemoAlreadyLoaded, load_demo
 
     try:
         summary = load_demo(db.owner_url, seed=42)

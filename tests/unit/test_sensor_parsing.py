@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from etl.demo_county import ALARM_THRESHOLDS, SENSOR_TYPES
+from etl.demo import ALARM_THRESHOLDS, SENSOR_TYPES
 from etl.mqtt import parse_mqtt_url
 from etl.sensor_sim import SimSensor, Simulator
 from geodata.sensors import (

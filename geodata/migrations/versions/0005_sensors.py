@@ -28,7 +28,7 @@ depends_on = None
 
 # (sensor_type, code, value_key, comparison, raise_level, clear_level, subclass, urgency, source,
 #  label_zh, label_en). Levels follow the demo generator's ALARM_THRESHOLDS
-# (etl/demo_county.py) where it has one; clear levels sit far enough below the
+# (etl/demo/spec.py) where it has one; clear levels sit far enough below the
 # raise level to be outside the value's noise.
 RULES = [
     ("trash_bin", "fill", "fill_pct", ">=", 80, 70, "0102", "normal", "sensor",
