@@ -9,6 +9,11 @@ The closed loop of 一网统管 (发现-上报-处置-反馈-评价) as a finite
     处置 in_progress ──handle──▶ 反馈 handled ──verify_pass──▶ 核查 verified ──close──▶ 结案 closed
     结案 closed ──rate──▶ 评价 evaluated
 
+A villager's public report starts one step earlier, 待核实 pending_verification: the grid
+worker checks it on site (confirm → 受理 reported) or an official rejects it (→ 作废).
+Any open event may be merged (合并 merged) into the one it duplicates; an administrator
+can undo that (unmerge → the state before the merge, read from the history).
+
 Everything else in the project (the service, map colours, filters, KPIs, Open311
 status) reads :data:`TRANSITIONS`, :data:`OPEN` and :data:`CLOSED`; no list of
 states is repeated elsewhere. The database's CHECK constraint on ``event.state``
@@ -28,6 +33,7 @@ from geodata.i18n import BilingualError
 class State(str, Enum):
     """Event states (``value`` is what the database stores)."""
 
+    PENDING_VERIFICATION = "pending_verification"  # 待核实: a villager's report, not yet checked on site
     REPORTED = "reported"        # 受理: received, not yet checked
     ACCEPTED = "accepted"        # 立案: a valid case, waiting for dispatch
     REJECTED = "rejected"        # 作废: invalid, duplicate or not ours (terminal)
@@ -38,6 +44,7 @@ class State(str, Enum):
     VERIFIED = "verified"        # 核查: result checked on site and found good
     CLOSED = "closed"            # 结案: case closed
     EVALUATED = "evaluated"      # 评价: rated by the reporter/official (terminal)
+    MERGED = "merged"            # 合并: a duplicate, folded into another event (undone only by an admin)
 
 
 class Action(str, Enum):
@@ -58,6 +65,9 @@ class Action(str, Enum):
     RATE = "rate"                # 评价
     ESCALATE = "escalate"        # 督办
     MARK_OVERDUE = "mark_overdue"  # 超期 (system only)
+    CONFIRM = "confirm"          # 核实属实: a public report checked on site becomes a case (受理)
+    MERGE = "merge"              # 合并: close a duplicate into the kept event
+    UNMERGE = "unmerge"          # 撤销合并 (admin): back to the state before the merge
 
 
 #: Not a transition: the action name of the first history row of every event.
@@ -66,6 +76,8 @@ REPORT = "report"
 S, A = State, Action
 
 _TRANSITIONS: dict[tuple[State, Action], State] = {
+    (S.PENDING_VERIFICATION, A.CONFIRM): S.REPORTED,
+    (S.PENDING_VERIFICATION, A.REJECT): S.REJECTED,
     (S.REPORTED, A.ACCEPT): S.ACCEPTED,
     (S.REPORTED, A.REJECT): S.REJECTED,
     (S.ACCEPTED, A.REJECT): S.REJECTED,
@@ -94,34 +106,47 @@ _TRANSITIONS: dict[tuple[State, Action], State] = {
     (S.HANDLED, A.MARK_OVERDUE): S.HANDLED,
     (S.VERIFIED, A.MARK_OVERDUE): S.VERIFIED,
 }
+# 合并: any open event may be folded into another (its duplicate).
+_TRANSITIONS.update({
+    (s, A.MERGE): S.MERGED for s in (S.PENDING_VERIFICATION, S.REPORTED, S.ACCEPTED, S.DISPATCHED,
+                                     S.IN_PROGRESS, S.POSTPONED, S.HANDLED, S.VERIFIED)
+})
 #: {(state, action): new_state} — the whole workflow.
 TRANSITIONS: Mapping[tuple[State, Action], State] = MappingProxyType(_TRANSITIONS)
 
-#: The state every event starts in.
+#: The state every event starts in (officials, workers, systems).
 INITIAL = S.REPORTED
-#: Terminal states: no action leads out of them.
-CLOSED: frozenset[State] = frozenset({S.CLOSED, S.EVALUATED, S.REJECTED})
+#: The state a villager's public report starts in (待核实, verified on site before 受理).
+PUBLIC_INITIAL = S.PENDING_VERIFICATION
+#: Out of the loop. Only RATE leaves CLOSED, and only :data:`RESTORING` leaves MERGED.
+CLOSED: frozenset[State] = frozenset({S.CLOSED, S.EVALUATED, S.REJECTED, S.MERGED})
 #: Everything still in the loop (Open311 ``status=open``).
 OPEN: frozenset[State] = frozenset(State) - CLOSED
-#: Closed as solved (结案): counts for 结案率; REJECTED does not.
+#: Closed as solved (结案): counts for 结案率; REJECTED and MERGED do not.
 SETTLED: frozenset[State] = frozenset({S.CLOSED, S.EVALUATED})
+
+#: Actions whose target is not in :data:`TRANSITIONS` but in the event's history: UNMERGE
+#: returns a merged event to the state it had before the merge (which one varies, so no
+#: fixed row can say it). :func:`restore_target` checks such a target.
+RESTORING: Mapping[Action, State] = MappingProxyType({A.UNMERGE: S.MERGED})
 
 #: Actions that need a note (reason/result), checked by the service.
 NOTE_REQUIRED: frozenset[Action] = frozenset(
-    {A.REJECT, A.SEND_BACK, A.POSTPONE, A.HANDLE, A.VERIFY_FAIL, A.REASSIGN}
+    {A.REJECT, A.SEND_BACK, A.POSTPONE, A.HANDLE, A.VERIFY_FAIL, A.REASSIGN, A.UNMERGE}
 )
 
 # -- roles --------------------------------------------------------------------
 
-#: Roles of issue 3, plus the machine roles ``system`` (jobs) and ``api_client`` (Open311).
+#: Roles of issue 3, the machine roles ``system`` (jobs) and ``api_client`` (Open311), and
+#: ``citizen``: a villager without an account, acting only through a tracking code.
 ROLES: tuple[str, ...] = (
     "county_leader", "town_official", "village_official", "grid_manager", "grid_worker",
-    "planner", "admin", "system", "api_client",
+    "planner", "admin", "system", "api_client", "citizen",
 )
 
 _DISPATCHER = frozenset({
     A.ACCEPT, A.REJECT, A.DISPATCH, A.REASSIGN, A.START, A.POSTPONE, A.RESUME, A.HANDLE,
-    A.VERIFY_PASS, A.VERIFY_FAIL, A.CLOSE, A.RATE, A.ESCALATE,
+    A.VERIFY_PASS, A.VERIFY_FAIL, A.CLOSE, A.RATE, A.ESCALATE, A.CONFIRM, A.MERGE,
 })
 _ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     # Read-only roles: they watch, they do not edit events.
@@ -131,24 +156,30 @@ _ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     "village_official": _DISPATCHER,
     "town_official": _DISPATCHER,
     # Draws grids and routes events to them; does not verify or close.
-    "grid_manager": frozenset({A.ACCEPT, A.REJECT, A.DISPATCH, A.REASSIGN, A.ESCALATE}),
+    "grid_manager": frozenset({A.ACCEPT, A.REJECT, A.DISPATCH, A.REASSIGN, A.ESCALATE, A.CONFIRM, A.MERGE}),
     # Handles events of own grids; cannot verify its own work, close, or dispatch.
-    "grid_worker": frozenset({A.START, A.SEND_BACK, A.HANDLE}),
+    # Confirms (核实) villagers' reports of own grids on site (the 智网人人拍 model).
+    "grid_worker": frozenset({A.START, A.SEND_BACK, A.HANDLE, A.CONFIRM}),
+    # Only administrators undo a merge.
     "admin": frozenset(Action) - {A.MARK_OVERDUE},
     "system": frozenset(Action),
     # External systems (Open311) only report.
     "api_client": frozenset(),
+    # A villager rates the result of their own report (the service checks the tracking code).
+    "citizen": frozenset({A.RATE}),
 }
 #: role → actions it may take (where the transition exists).
 ROLE_ACTIONS: Mapping[str, frozenset[Action]] = MappingProxyType(_ROLE_ACTIONS)
 #: Roles that may report (create) an event.
 MAY_REPORT: frozenset[str] = frozenset(
-    {"town_official", "village_official", "grid_manager", "grid_worker", "admin", "system", "api_client"}
+    {"town_official", "village_official", "grid_manager", "grid_worker", "admin", "system", "api_client",
+     "citizen"}
 )
 
 # -- labels and colours -----------------------------------------------------
 
 STATE_LABELS: Mapping[State, tuple[str, str]] = MappingProxyType({
+    S.PENDING_VERIFICATION: ("待核实", "To be verified"),
     S.REPORTED: ("受理", "Reported"),
     S.ACCEPTED: ("立案", "Accepted"),
     S.REJECTED: ("作废", "Rejected"),
@@ -159,6 +190,7 @@ STATE_LABELS: Mapping[State, tuple[str, str]] = MappingProxyType({
     S.VERIFIED: ("核查", "Verified"),
     S.CLOSED: ("结案", "Closed"),
     S.EVALUATED: ("评价", "Evaluated"),
+    S.MERGED: ("合并", "Merged"),
 })
 
 ACTION_LABELS: Mapping[Action, tuple[str, str]] = MappingProxyType({
@@ -177,10 +209,14 @@ ACTION_LABELS: Mapping[Action, tuple[str, str]] = MappingProxyType({
     A.RATE: ("评价", "Rate"),
     A.ESCALATE: ("督办", "Escalate"),
     A.MARK_OVERDUE: ("超期", "Overdue"),
+    A.CONFIRM: ("核实属实", "Confirm on site"),
+    A.MERGE: ("合并", "Merge"),
+    A.UNMERGE: ("撤销合并", "Undo merge"),
 })
 
 #: Map colours per state (open: warm → cool along the loop; closed: greys/green).
 STATE_COLORS: Mapping[State, str] = MappingProxyType({
+    S.PENDING_VERIFICATION: "#cf222e",  # red-pink: a villager's report nobody has checked yet
     S.REPORTED: "#d1242f",     # red: nobody has looked yet
     S.ACCEPTED: "#e16f24",     # orange
     S.DISPATCHED: "#bf8700",   # amber
@@ -191,6 +227,7 @@ STATE_COLORS: Mapping[State, str] = MappingProxyType({
     S.CLOSED: "#1a7f37",       # green
     S.EVALUATED: "#116329",    # dark green
     S.REJECTED: "#8c959f",     # grey
+    S.MERGED: "#afb8c1",       # light grey: folded into another event
 })
 #: Colour of the ring drawn around overdue open events.
 OVERDUE_COLOR = "#ff0000"
@@ -272,6 +309,30 @@ def next_state(state: State | str, action: Action | str) -> State:
         raise InvalidTransition(state, action) from None
 
 
+def restore_target(action: Action | str, state: State | str, previous: State | str) -> State:
+    """Check a :data:`RESTORING` action (UNMERGE) and return the state it leads to.
+
+    Parameters
+    ----------
+    action : Action or str
+    state : State or str
+        The event's current state (must be the action's source, MERGED).
+    previous : State or str
+        The state before the merge, read from the event's history; must be open.
+
+    Raises
+    ------
+    InvalidTransition
+    """
+    try:
+        act, st, prev = Action(action), _as_state(state), _as_state(previous)
+    except ValueError:
+        raise InvalidTransition(state, action) from None
+    if RESTORING.get(act) != st or prev not in OPEN:
+        raise InvalidTransition(state, action)
+    return prev
+
+
 def allowed_actions(state: State | str, role: str | None = None) -> list[Action]:
     """Actions possible from ``state`` (for ``role`` when given), in declaration order.
 
@@ -286,7 +347,7 @@ def allowed_actions(state: State | str, role: str | None = None) -> list[Action]
     list of Action
     """
     st = _as_state(state)
-    actions = [a for (s, a) in TRANSITIONS if s == st]
+    actions = [a for (s, a) in TRANSITIONS if s == st] + [a for a, s in RESTORING.items() if s == st]
     if role is not None:
         mine = ROLE_ACTIONS.get(role, frozenset())
         actions = [a for a in actions if a in mine]

@@ -13,8 +13,10 @@ database is unavailable every endpoint answers 503 with ``Retry-After``.
   ``start_date``, ``end_date``, ``status`` (open/closed, from the workflow).
 * ``GET requests/{id}.json``.
 
-Reads return only public fields — never reporter names or contacts — and need
-no key unless ``require_key_for_reads`` is set. A key is scoped to the
+Reads return only public fields — never reporter names or contacts, never an
+event of a sensitive subclass (table ``sensitive_subclass``: disputes, elderly
+living alone …, see geodata/public/), phone-like digit runs in descriptions masked —
+and need no key unless ``require_key_for_reads`` is set. A key is scoped to the
 villages its client may report into (``api_client.village_ids``).
 
 Wire it with :func:`init_open311` (the app's composition root passes its
@@ -34,8 +36,10 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from geodata import events as ev
+from geodata.clock import as_local, to_local
 from geodata.db import Scope, scoped
 from geodata.i18n import BilingualError
+from geodata.public import mask_phones, sensitive_subclasses
 from geodata.workflow import STATE_LABELS, State, open311_status, states_for_open311
 
 blueprint = Blueprint("open311", __name__, url_prefix="/open311/v2")
@@ -43,7 +47,6 @@ blueprint = Blueprint("open311", __name__, url_prefix="/open311/v2")
 #: Longest report-time window one GET may ask for, and the default window.
 DEFAULT_WINDOW = timedelta(days=90)
 MAX_RESULTS = 1000
-CST = timezone(timedelta(hours=8))
 #: Seconds a client is asked to wait (Retry-After) while the database is unavailable.
 RETRY_AFTER_S = 5
 
@@ -184,11 +187,11 @@ def _parse_time(value: str, name: str) -> datetime:
         dt = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
     except ValueError:
         raise Open311Error(400, f"{name} 不是 W3C 日期时间 / {name} is not a W3C date-time") from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=CST)
+    return as_local(dt)   # no offset given: the county's wall clock (DVMAP_TIMEZONE)
 
 
 def _iso(dt: datetime | None) -> str | None:
-    return None if dt is None else dt.astimezone(CST).isoformat(timespec="seconds")
+    return None if dt is None else to_local(dt).isoformat(timespec="seconds")
 
 
 def _split(value: str | None) -> list[str]:
@@ -380,7 +383,8 @@ def _list_requests():
             start=start, end=end, states=[s.value for s in states] if states is not None else None,
             limit=MAX_RESULTS,
         )
-    return _json([_public(r) for r in rows])
+        hidden = sensitive_subclasses(session)
+    return _json([_public(r) for r in rows if r["subclass_code"] not in hidden])
 
 
 @blueprint.get("/requests/<path:rid>")
@@ -392,6 +396,7 @@ def request_detail(rid: str):
         raise Open311Error(404, f"请求不存在 / service request not found: {rid}") from None
     with _read_session() as session:
         rows = ev.public_requests(session, ids=[event_id], limit=1)
+        rows = [r for r in rows if r["subclass_code"] not in sensitive_subclasses(session)]
     if not rows:
         raise Open311Error(404, f"请求不存在 / service request not found: {rid}")
     return _json([_public(rows[0])])
@@ -407,7 +412,7 @@ def _public(r: dict) -> dict:
         "status_notes": f"{zh} / {en}",
         "service_name": r["subclass_zh"],
         "service_code": r["subclass_code"],
-        "description": r["description"],
+        "description": mask_phones(r["description"]),
         "agency_responsible": r["department_zh"],
         "service_notice": _notice(None if hours is None else float(hours)),
         "requested_datetime": _iso(r["reported_at"]),

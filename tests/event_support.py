@@ -30,7 +30,10 @@ def remove_events(owner_engine, tag: str) -> int:
         ids = "SELECT id FROM event WHERE description LIKE :tag"
         p = {"tag": f"%{tag}%"}
         conn.execute(text("ALTER TABLE event_history DISABLE TRIGGER event_history_append_only"))
-        for sql in (f"DELETE FROM event_photo WHERE event_id IN ({ids})",
+        for sql in (f"DELETE FROM public_report WHERE event_id IN ({ids})",
+                    f"DELETE FROM event_follower WHERE event_id IN ({ids})",
+                    f"DELETE FROM event_merge WHERE kept_event_id IN ({ids}) OR merged_event_id IN ({ids})",
+                    f"DELETE FROM event_photo WHERE event_id IN ({ids})",
                     f"DELETE FROM event_history WHERE event_id IN ({ids})",
                     f"DELETE FROM event_request WHERE event_id IN ({ids})"):
             conn.execute(text(sql), p)

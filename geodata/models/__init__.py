@@ -17,7 +17,7 @@ daily summary).
 from geodata.models.base import Base, geometry
 from geodata.models.admin import County, Person, Town, Village
 from geodata.models.grids import Grid, GridChange
-from geodata.models.resources import Population, Resource, ResourceType
+from geodata.models.resources import Population, PopulationPoint, Resource, ResourceType
 from geodata.models.events import (ApiClient, Department, Event, EventClass, EventHistory, EventPhoto,
                                    EventRequest, EventRouting, EventSla, EventSource, EventSubclass,
                                    EventUrgency)
@@ -27,12 +27,14 @@ from geodata.models.users import AppUser, AuditLog, LoginThrottle
 from geodata.models.imports import CustomFeature, CustomLayer, ImportReport, RasterDataset
 from geodata.models.analysis import ZonalStat
 from geodata.models.bigscreen import EvalGroup, EvalIndicator, EvalManualValue, EventDaily
+from geodata.models.field import Checkin, Checkpoint, Patrol, PatrolPoint
+from geodata.models.public import CitizenPoints, EventFollower, EventMerge, PublicReport, SensitiveSubclass
 
 __all__ = [
     "Base", "geometry",
     "County", "Town", "Village", "Person",
     "Grid", "GridChange",
-    "ResourceType", "Resource", "Population",
+    "ResourceType", "Resource", "Population", "PopulationPoint",
     "Department", "EventClass", "EventSubclass", "EventUrgency", "EventSource", "EventRouting", "EventSla",
     "Event", "EventRequest", "EventHistory", "EventPhoto", "ApiClient",
     "SensorType", "Sensor", "SensorReading", "SensorRule", "SensorAlarm", "SensorIngestCounter",
@@ -41,4 +43,6 @@ __all__ = [
     "ImportReport", "CustomLayer", "CustomFeature", "RasterDataset",
     "ZonalStat",
     "EvalGroup", "EvalIndicator", "EvalManualValue", "EventDaily",
+    "Patrol", "PatrolPoint", "Checkpoint", "Checkin",
+    "PublicReport", "EventFollower", "EventMerge", "CitizenPoints", "SensitiveSubclass",
 ]

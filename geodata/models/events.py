@@ -14,7 +14,7 @@ import uuid
 from typing import Any, Optional
 
 from geoalchemy2 import WKBElement
-from sqlalchemy import (CHAR, BigInteger, CheckConstraint, ForeignKey, ForeignKeyConstraint, Index, Integer,
+from sqlalchemy import (CHAR, REAL, BigInteger, CheckConstraint, ForeignKey, ForeignKeyConstraint, Index, Integer,
                         LargeBinary, Numeric, Sequence, SmallInteger, Text, UniqueConstraint, Uuid, text)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -28,6 +28,10 @@ OPEN_STATES = tuple(s for s in State if s in OPEN)
 QUEUES = ("grid", "village", "county")
 #: event_photo.content_type values
 PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
+#: event_photo.step values (0017): 上报 / 处置前 / 处置后 / 核查
+PHOTO_STEPS = ("report", "before", "after", "verify")
+#: event.position_source values (0017): phone GPS, tapped on the map, geocoded address, sensor site
+POSITION_SOURCES = ("gps", "tap", "address", "sensor")
 
 
 # -- reference data: rows inserted by the migrations; the app role reads, never writes ----------
@@ -136,6 +140,8 @@ class Event(Base):
         CheckConstraint(f"(rating IS NOT NULL) = (state = '{State.EVALUATED.value}')", name="event_check1"),
         CheckConstraint("queue <> 'grid' OR grid_uid IS NOT NULL", name="event_check2"),
         CheckConstraint("(queue = 'county') = (village_id IS NULL)", name="event_check3"),
+        CheckConstraint("position_accuracy_m BETWEEN 0 AND 100000", name="event_position_accuracy_m_check"),
+        CheckConstraint(in_list("position_source", POSITION_SOURCES), name="event_position_source_check"),
         # (geom, reported_at): viewport + time window in one GiST index (btree_gist, 0013)
         Index("event_geom_time_gix", "geom", "reported_at", postgresql_using="gist"),
         Index("event_id_idx", "id"),
@@ -180,11 +186,18 @@ class Event(Base):
     address: Mapped[Optional[str]] = mapped_column(Text)
     media_url: Mapped[Optional[str]] = mapped_column(Text)
     geom: Mapped[WKBElement] = mapped_column(geometry("POINT"))
+    #: accuracy radius (m) of ``geom`` as the reporter's device gave it (0017)
+    position_accuracy_m: Mapped[Optional[float]] = mapped_column(REAL)
+    #: where ``geom`` came from: gps, tap, address, sensor (0017; NULL = not said)
+    position_source: Mapped[Optional[str]] = mapped_column(Text)
     # who reported (personal data: never public)
     reporter_name: Mapped[Optional[str]] = mapped_column(Text)
     reporter_phone: Mapped[Optional[str]] = mapped_column(Text)
     reporter_email: Mapped[Optional[str]] = mapped_column(Text)
     reported_by: Mapped[str] = mapped_column(Text)
+    #: app_user.id of who reported (0020: set from ``dvmap.user_id`` on insert); RLS lets
+    #: them read their report wherever it was routed
+    reporter_user_id: Mapped[Optional[int]] = mapped_column(Integer)
     api_client_id: Mapped[Optional[int]] = mapped_column(ForeignKey("api_client.id", name="event_api_client_fk"))
     sensor_id: Mapped[Optional[int]] = mapped_column(ForeignKey("sensor.id"))
     # the loop
@@ -235,8 +248,12 @@ class EventHistory(Base):
     __table_args__ = (
         ForeignKeyConstraint(["event_id", "event_reported_at"], ["event.id", "event.reported_at"]),
         UniqueConstraint("event_id", "version"),
+        CheckConstraint("length(client_key) BETWEEN 1 AND 200", name="event_history_client_key_check"),
         Index("event_history_at_idx", "at"),
         Index("event_history_action_idx", "action", "at"),
+        # an offline replay of a transition finds its first attempt here (0017)
+        Index("event_history_client_key_idx", "event_id", "client_key", unique=True,
+              postgresql_where=text("client_key IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -254,6 +271,8 @@ class EventHistory(Base):
     version: Mapped[int] = mapped_column(Integer)
     note: Mapped[Optional[str]] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    #: idempotency key of the transition that wrote this row (offline replays, 0017)
+    client_key: Mapped[Optional[str]] = mapped_column(Text)
 
 
 class EventPhoto(Base):
@@ -264,9 +283,12 @@ class EventPhoto(Base):
         CheckConstraint(in_list("content_type", PHOTO_TYPES), name="event_photo_content_type_check"),
         CheckConstraint("size BETWEEN 1 AND 5242880", name="event_photo_size_check"),
         CheckConstraint("octet_length(data) = size", name="event_photo_check"),
+        CheckConstraint(in_list("step", PHOTO_STEPS), name="event_photo_step_check"),
+        CheckConstraint("accuracy_m BETWEEN 0 AND 100000", name="event_photo_accuracy_m_check"),
         ForeignKeyConstraint(["event_id", "event_reported_at"], ["event.id", "event.reported_at"]),
         UniqueConstraint("event_id", "sha256"),
         Index("event_photo_history_idx", "history_id"),
+        Index("event_photo_geom_gix", "geom", postgresql_using="gist"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -279,6 +301,11 @@ class EventPhoto(Base):
     sha256: Mapped[str] = mapped_column(CHAR(64))
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime.datetime] = mapped_column(server_default=text("now()"))
+    # the server's stamp (0017): which step of the loop, where, by whom; the time is the history row's
+    step: Mapped[Optional[str]] = mapped_column(Text)
+    geom: Mapped[Optional[WKBElement]] = mapped_column(geometry("POINT"))
+    accuracy_m: Mapped[Optional[float]] = mapped_column(REAL)
+    uploaded_by: Mapped[Optional[str]] = mapped_column(Text)
 
 
 class ApiClient(Base):

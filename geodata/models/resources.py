@@ -1,11 +1,12 @@
-"""Public resources (schools, clinics, …) and population per village and grid (0001)."""
+"""Public resources (schools, clinics, …) and population per village and grid (0001), population points (0021)."""
 from __future__ import annotations
 
 import uuid
+import datetime as dt
 from typing import Any, Optional
 
 from geoalchemy2 import WKBElement
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, Text, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -67,3 +68,34 @@ class Population(Base):
     total: Mapped[int] = mapped_column(Integer)
     age_60_plus: Mapped[int] = mapped_column(Integer)
     households: Mapped[int] = mapped_column(Integer)
+    #: where the figure comes from: ``table`` (an imported/census table), ``points`` (summed
+    #: from :class:`PopulationPoint` by geodata.grids.population), ``area_share`` (split by area)
+    source: Mapped[str] = mapped_column(Text, server_default=text("'table'::text"))
+    #: the date the figure describes (the points' date for ``points``)
+    as_of: Mapped[Optional[dt.date]] = mapped_column(Date)
+
+
+class PopulationPoint(Base):
+    """Where people live (0021): a dwelling or household cluster with its head count.
+
+    Grid population rows are recomputed from these points whenever grids change, so
+    editing grids never changes a village's total.
+    """
+
+    __tablename__ = "population_point"
+    __table_args__ = (
+        CheckConstraint("total >= 0 AND age_60_plus >= 0 AND households >= 0", name="population_point_check"),
+        Index("population_point_geom_gix", "geom", postgresql_using="gist"),
+        Index("population_point_village_idx", "village_id", "year"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    village_id: Mapped[int] = mapped_column(ForeignKey("village.id"))
+    year: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer)
+    age_60_plus: Mapped[int] = mapped_column(Integer)
+    households: Mapped[int] = mapped_column(Integer)
+    geom: Mapped[WKBElement] = mapped_column(geometry("POINT"))
+    #: ``demo``, ``import:<file>`` …
+    source: Mapped[str] = mapped_column(Text, server_default=text("'demo'::text"))
+    as_of: Mapped[dt.date] = mapped_column(Date)

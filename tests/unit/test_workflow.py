@@ -8,7 +8,7 @@ import pytest
 
 from geodata import workflow as wf
 from geodata.workflow import (
-    CLOSED, INITIAL, OPEN, ROLE_ACTIONS, ROLES, SETTLED, STATE_COLORS, STATE_LABELS, ACTION_LABELS,
+    CLOSED, INITIAL, OPEN, PUBLIC_INITIAL, RESTORING, ROLE_ACTIONS, ROLES, SETTLED, STATE_COLORS, STATE_LABELS, ACTION_LABELS,
     TRANSITIONS, Action, InvalidTransition, PermissionDenied, State, next_state,
 )
 
@@ -39,16 +39,48 @@ def test_open_and_closed_partition_the_states():
     assert OPEN | CLOSED == set(State)
     assert not OPEN & CLOSED
     assert SETTLED <= CLOSED and State.REJECTED in CLOSED - SETTLED
+    # a merged duplicate is out of the loop but is not a solved case (结案率)
+    assert State.MERGED in CLOSED - SETTLED and State.PENDING_VERIFICATION in OPEN
 
 
-def test_closed_states_are_terminal_except_rating():
+def test_closed_states_are_terminal_except_rating_and_unmerge():
     exits = {(s, a) for (s, a) in TRANSITIONS if s in CLOSED}
     assert exits == {(State.CLOSED, Action.RATE)}
     assert TRANSITIONS[(State.CLOSED, Action.RATE)] is State.EVALUATED
+    assert dict(RESTORING) == {Action.UNMERGE: State.MERGED}
 
 
-def test_every_state_reachable_from_initial_and_every_open_state_can_finish():
-    seen, todo = {INITIAL}, deque([INITIAL])
+def test_every_open_state_can_be_merged_and_nothing_else_can():
+    merged_from = {s for (s, a) in TRANSITIONS if a == Action.MERGE}
+    assert merged_from == set(OPEN)
+    assert all(TRANSITIONS[(s, Action.MERGE)] is State.MERGED for s in merged_from)
+
+
+@pytest.mark.parametrize("previous", list(State), ids=lambda v: v.value)
+def test_unmerge_returns_to_an_open_previous_state_only(previous):
+    if previous in OPEN:
+        assert wf.restore_target(Action.UNMERGE, State.MERGED, previous) is previous
+    else:
+        with pytest.raises(InvalidTransition):
+            wf.restore_target(Action.UNMERGE, State.MERGED, previous)
+    for state in set(State) - {State.MERGED}:
+        with pytest.raises(InvalidTransition):
+            wf.restore_target(Action.UNMERGE, state, State.REPORTED)
+    with pytest.raises(InvalidTransition):
+        wf.restore_target(Action.MERGE, State.MERGED, State.REPORTED)
+
+
+def test_public_reports_are_verified_before_they_become_cases():
+    assert PUBLIC_INITIAL is State.PENDING_VERIFICATION
+    assert next_state(PUBLIC_INITIAL, Action.CONFIRM) is State.REPORTED
+    assert next_state(PUBLIC_INITIAL, Action.REJECT) is State.REJECTED
+    assert {a for (s, a) in TRANSITIONS if s == PUBLIC_INITIAL} == {Action.CONFIRM, Action.REJECT, Action.MERGE}
+    # nothing leads back into 待核实: it is only ever an initial state
+    assert PUBLIC_INITIAL not in TRANSITIONS.values()
+
+
+def test_every_state_reachable_from_an_initial_state_and_every_open_state_can_finish():
+    seen, todo = {INITIAL, PUBLIC_INITIAL}, deque([INITIAL, PUBLIC_INITIAL])
     while todo:
         s = todo.popleft()
         for (src, _a), dst in TRANSITIONS.items():
@@ -126,20 +158,32 @@ def test_role_rules_of_the_issue():
     wf.check_may_report("grid_worker")
     wf.check_may_report("api_client")
     assert not wf.may("nobody", Action.ACCEPT)
+    # villagers (no account) only rate, through their tracking code; workers confirm public reports
+    assert ROLE_ACTIONS["citizen"] == {Action.RATE}
+    wf.check_may_report("citizen")
+    assert wf.may("grid_worker", Action.CONFIRM) and not wf.may("grid_worker", Action.MERGE)
+    assert [r for r in ROLES if wf.may(r, Action.UNMERGE)] == ["admin", "system"]
+    for role in ("village_official", "town_official", "grid_manager"):
+        assert wf.may(role, Action.CONFIRM) and wf.may(role, Action.MERGE) and not wf.may(role, Action.UNMERGE)
 
 
 def test_allowed_actions_are_exactly_the_table_rows():
+    def rows(state):
+        return {a for (s, a) in TRANSITIONS if s == state} | {a for a, s in RESTORING.items() if s == state}
+
     for state in State:
-        assert set(wf.allowed_actions(state)) == {a for (s, a) in TRANSITIONS if s == state}
+        assert set(wf.allowed_actions(state)) == rows(state)
         for role in ROLES:
             got = set(wf.allowed_actions(state, role))
-            assert got == {a for (s, a) in TRANSITIONS if s == state and a in ROLE_ACTIONS[role]}
+            assert got == {a for a in rows(state) if a in ROLE_ACTIONS[role]}
+    assert wf.allowed_actions(State.MERGED, "admin") == [Action.UNMERGE]
+    assert wf.allowed_actions(State.MERGED, "village_official") == []
     assert wf.allowed_actions(State.HANDLED, "grid_worker") == []
     assert Action.VERIFY_FAIL in wf.allowed_actions(State.HANDLED, "village_official")
 
 
 def test_every_role_action_is_used_somewhere():
-    used = {a for (_s, a) in TRANSITIONS}
+    used = {a for (_s, a) in TRANSITIONS} | set(RESTORING)
     for role, actions in ROLE_ACTIONS.items():
         assert actions <= used, role
 
@@ -171,8 +215,12 @@ def test_migration_states_match_the_enum():
     import importlib.util
     from pathlib import Path
 
-    path = Path(wf.__file__).parent / "migrations" / "versions" / "0002_events.py"
-    spec = importlib.util.spec_from_file_location("m0002", path)
+    # the newest migration that lists the states (0002, then 0019 added the public ones)
+    for name in ("0019_public_reports.py", "0002_events.py"):
+        path = Path(wf.__file__).parent / "migrations" / "versions" / name
+        if path.exists():
+            break
+    spec = importlib.util.spec_from_file_location("mstates", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert set(mod.EVENT_STATES) == {s.value for s in State}

@@ -1,0 +1,6 @@
+"""Component ids of the patrol statistics page (/patrol); prefix ``pt-`` (map_app/pages.py ID_PAGES)."""
+WEEK = "pt-week"
+LANG = "pt-lang"
+TABLE = "pt-table"
+EXPORT = "pt-export"
+SUMMARY = "pt-summary"
