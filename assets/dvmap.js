@@ -202,10 +202,103 @@ window.dash_clientside.dvmapEvents = {
   }
 };
 
-/* Imported (custom) layers: one neutral style for any geometry. */
-window.dvmap.styles.custom = function () {
-  return {color: "#0e7490", weight: 2, fillColor: "#22d3ee", fillOpacity: 0.25};
+/* Imported (custom) layers: one neutral style for any geometry; a layer may set
+ * hideout.color (and hideout.selected, a feature id, to highlight one). */
+window.dvmap.styles.custom = function (feature, context) {
+  const h = (context && context.hideout) || {};
+  const selected = h.selected !== undefined && h.selected !== null && String(h.selected) === String(feature.id);
+  return {color: h.color || "#0e7490", weight: selected ? 4 : 2, fillColor: h.color || "#22d3ee", fillOpacity: 0.25};
 };
-window.dvmap.points.custom = function (feature, latlng) {
-  return L.circleMarker(latlng, {radius: 6, color: "#ffffff", weight: 1.5, fillColor: "#0e7490", fillOpacity: 0.95});
+window.dvmap.points.custom = function (feature, latlng, context) {
+  const h = (context && context.hideout) || {};
+  return L.circleMarker(latlng, {radius: 6, color: "#ffffff", weight: 1.5, fillColor: h.color || "#0e7490",
+                                 fillOpacity: 0.95});
 };
+
+/* Labels and count boxes must not cover each other (issue 18): after every redraw, place
+ * names keep their spot (a village name under a town name gives way), then the count
+ * boxes (events, then sensors, then resource clusters) take the nearest free spot around
+ * their anchor; a box with no free spot nearby is hidden until the user zooms in. Single
+ * resource icons stand where the resource is: never moved, but the boxes avoid them. Boxes
+ * move by the CSS `translate` property of their inner element, so Leaflet's own
+ * positioning (the outer element's transform) is untouched. */
+window.dvmap.declutterOrder = [
+  [".place-label-town", "label"], [".place-label-village", "label"], [".res-marker", "fixed"],
+  [".event-agg", "box"], [".sensor-agg", "box"], [".res-cluster", "box"]
+];
+window.dvmap.declutter = function (map) {
+  const root = map.getContainer();
+  const frame = root.getBoundingClientRect();
+  const placed = [];
+  const GAP = 2;
+  const hits = function (r) {
+    for (let i = 0; i < placed.length; i++) {
+      const o = placed[i];
+      if (r.left < o.right + GAP && r.right + GAP > o.left && r.top < o.bottom + GAP && r.bottom + GAP > o.top) {
+        return true;
+      }
+    }
+    return false;
+  };
+  const items = [];
+  window.dvmap.declutterOrder.forEach(function (pair) {
+    root.querySelectorAll(".leaflet-marker-icon" + pair[0]).forEach(function (el) {
+      const inner = el.firstElementChild || el;
+      inner.style.translate = "";
+      if (el.dataset.decluttered) { el.style.visibility = ""; delete el.dataset.decluttered; }
+      items.push({el: el, inner: inner, kind: pair[1]});
+    });
+  });
+  // Measure everything first, then write: one layout pass instead of one per marker.
+  items.forEach(function (it) {
+    // The alarm/overdue badge sticks out of its box's top-right corner: it takes room too.
+    const r = it.inner.getBoundingClientRect(), badge = it.inner.querySelector(".agg-badge");
+    const b = badge ? badge.getBoundingClientRect() : r;
+    it.rect = {left: Math.min(r.left, b.left), right: Math.max(r.right, b.right), width: r.width,
+               top: Math.min(r.top, b.top), bottom: Math.max(r.bottom, b.bottom)};
+    it.rect.height = it.rect.bottom - it.rect.top;
+  });
+  items.forEach(function (it) {
+    const r = it.rect;
+    if (r.width === 0 || r.right < frame.left || r.left > frame.right || r.bottom < frame.top || r.top > frame.bottom) {
+      return;  // off screen or not drawn: takes no room
+    }
+    const box = function (dx, dy) {
+      return {left: r.left + dx, right: r.right + dx, top: r.top + dy, bottom: r.bottom + dy, dx: dx, dy: dy};
+    };
+    let spot = null;
+    if (it.kind === "fixed") {
+      spot = box(0, 0);
+    } else if (it.kind === "label") {
+      spot = hits(r) ? null : box(0, 0);
+    } else {
+      const dy = r.height + GAP + 1, dx = r.width + GAP + 1;
+      const tries = [[0, 0], [0, dy], [0, -dy], [dx, 0], [-dx, 0], [dx, dy], [-dx, dy], [dx, -dy], [-dx, -dy],
+                     [0, 2 * dy], [0, -2 * dy], [dx / 2, 2 * dy], [-dx / 2, 2 * dy], [dx / 2, -2 * dy], [-dx / 2, -2 * dy]];
+      for (let i = 0; i < tries.length && !spot; i++) {
+        const b = box(tries[i][0], tries[i][1]);
+        if (!hits(b)) { spot = b; }
+      }
+    }
+    if (!spot) {
+      it.el.style.visibility = "hidden";
+      it.el.dataset.decluttered = "1";
+      return;
+    }
+    if (spot.dx || spot.dy) { it.inner.style.translate = spot.dx + "px " + spot.dy + "px"; }
+    placed.push(spot);
+  });
+};
+(function hookDeclutter() {
+  if (!window.L || !window.L.Map) { setTimeout(hookDeclutter, 20); return; }
+  window.L.Map.addInitHook(function () {
+    const map = this;
+    let pending = null;
+    // Markers arrive one by one (layeradd per marker): wait for the burst to end.
+    const later = function () {
+      if (pending) { clearTimeout(pending); }
+      pending = setTimeout(function () { pending = null; window.dvmap.declutter(map); }, 60);
+    };
+    map.on("zoomend moveend layeradd layerremove resize", later);
+  });
+})();

@@ -16,6 +16,9 @@ window.dvmapAnalysis = Object.assign({}, window.dvmapAnalysis, {
   outline: function () {
     return {color: "#1e3a5f", weight: 1.6, fill: false, opacity: 0.8};
   },
+  chosen: function () {  /* the villages chosen in the selection */
+    return {color: "#ea580c", weight: 3, dashArray: "8 5", fill: false, opacity: 0.95};
+  },
   tooltip: function (feature, layer) {
     const p = feature.properties || {};
     if (!p._tip) { return; }

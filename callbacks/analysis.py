@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import logging
 import secrets
-import tempfile
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import dash_leaflet as dl
 import dash_mantine_components as dmc
-from dash import ALL, DiskcacheManager, Input, Output, State, callback, ctx, dcc, html, no_update
+from dash import ALL, DiskcacheManager, Input, Output, State, callback, ctx, html, no_update
 
 from callbacks import analysis_ids as aid
 from callbacks.errors import error_alert
 from geodata.analysis.errors import AnalysisError
 from geodata.analysis.result import AnalysisResult
-from geodata.analysis.selection import CST, EventFilter
+from geodata.analysis.selection import EventFilter
+from geodata.clock import display_zone
 from geodata.config import get_settings
 from geodata.i18n import BilingualError, pick
 
@@ -103,14 +102,16 @@ def _int_list(values) -> list[int]:
     Input({"type": "an-run", "kind": ALL}, "n_clicks"),
     State(aid.CATEGORIES, "value"), State(aid.DAYS, "value"), State(aid.VILLAGES, "value"),
     *[State(i, "checked" if i.endswith("fdr") else "value") for i in aid.HOT],
-    State(aid.CMP_RES, "value"), State(aid.HEAT_RES, "value"), State(aid.EPS, "value"), State(aid.MINPTS, "value"),
+    State(aid.CMP_RES, "value"), State(aid.CMP_PRESET, "value"), State(aid.CMP_BEFORE, "value"),
+    State(aid.CMP_AFTER, "value"), State(aid.HEAT_RES, "value"), State(aid.EPS, "value"), State(aid.MINPTS, "value"),
     State(aid.COV_TYPE, "value"), State(aid.COV_DIST, "value"), State(aid.COV_MEASURE, "value"),
     State(aid.COV_LEVEL, "value"), State(aid.WHATIF_POINTS, "data"),
     State(aid.RASTER, "value"), State(aid.ZONAL_LEVEL, "value"), State(aid.ZONAL_STAT, "value"),
     State(aid.RASTER_SHOW, "checked"), State(aid.LANG, "data"),
     prevent_initial_call=True,
 )
-def prepare_job(_clicks, cats, days, villages, unit, res, weights, band, transform, perms, fdr, cmp_res, heat_res,
+def prepare_job(_clicks, cats, days, villages, unit, res, weights, band, transform, perms, fdr, cmp_res, cmp_preset,
+                cmp_before, cmp_after, heat_res,
                 eps, minpts, cov_type, cov_dist, cov_measure, cov_level, whatif_points, raster, zlevel, zstat,
                 raster_show, lang):
     trig = ctx.triggered_id
@@ -133,7 +134,8 @@ def prepare_job(_clicks, cats, days, villages, unit, res, weights, band, transfo
         params = {"unit": unit, "resolution": res, "weights": weights, "band_m": band, "transform": transform,
                   "permutations": perms, "fdr": bool(fdr)}
     elif kind == "compare":
-        params = {"resolution": cmp_res}
+        params = {"resolution": cmp_res, "preset": cmp_preset, "before": list(cmp_before or []),
+                  "after": list(cmp_after or [])}
     elif kind == "heat":
         params = {"resolution": heat_res}
     elif kind == "clusters":
@@ -150,7 +152,7 @@ def prepare_job(_clicks, cats, days, villages, unit, res, weights, band, transfo
     job_id = secrets.token_urlsafe(18)
     spec = {"kind": kind, "filter": flt, "params": params, "lang": lang, "scope": _scope_dict(user.scope),
             "user_id": user.user.id, "username": user.user.username,
-            "database_url": _database_url(), "created": datetime.now(CST).isoformat()}
+            "database_url": _database_url(), "created": datetime.now(timezone.utc).isoformat()}
     _cache("analysis-cache").set(f"job:{job_id}", spec, expire=3600)
     return {"job": job_id, "kind": kind}, html.Div(pick("已提交,正在计算……", "Submitted, computing…", lang),
                                                   className="an-note")
@@ -186,10 +188,8 @@ def execute(spec: dict, progress=None) -> AnalysisResult:
                                          weights=p["weights"], band_m=p["band_m"], transform=p["transform"],
                                          permutations=_int(p["permutations"], 999), fdr=p["fdr"], progress=report)
             if kind == "compare":
-                end = datetime.now(CST)
-                days = spec["filter"]["days"]
-                mid = end - timedelta(days=days / 2)
-                return hotspots.compare_windows(s, _flt(spec), (end - timedelta(days=days), mid), (mid, end),
+                before, after = compare_windows_of(spec)
+                return hotspots.compare_windows(s, _flt(spec), before, after,
                                                 resolution=_int(p["resolution"], 8), progress=report)
             if kind == "heat":
                 return hotspots.heat(s, _flt(spec), resolution=_int(p["resolution"], 8))
@@ -213,6 +213,26 @@ def execute(spec: dict, progress=None) -> AnalysisResult:
             raise AnalysisError("bad_kind", "未知的分析。", "Unknown analysis.")
     finally:
         database.engine.dispose()
+
+
+def compare_windows_of(spec: dict) -> tuple[tuple[datetime, datetime], tuple[datetime, datetime]]:
+    """The two ``[start, end)`` windows of a compare job: the chosen dates (end day included), or halves."""
+    from datetime import date
+
+    from geodata.clock import day_start
+
+    p = spec["params"]
+    if p.get("preset") != "halves" and len(p.get("before") or []) == 2 and len(p.get("after") or []) == 2:
+        try:
+            (b0, b1), (a0, a1) = ([date.fromisoformat(str(d)[:10]) for d in w] for w in (p["before"], p["after"]))
+        except (TypeError, ValueError):
+            raise AnalysisError("bad_window", "日期无效。", "Invalid date.") from None
+        return ((day_start(min(b0, b1)), day_start(max(b0, b1) + timedelta(days=1))),
+                (day_start(min(a0, a1)), day_start(max(a0, a1) + timedelta(days=1))))
+    end = datetime.now(display_zone())
+    days = spec["filter"]["days"]
+    mid = end - timedelta(days=days / 2)
+    return (end - timedelta(days=days), mid), (mid, end)
 
 
 def _int(v, default: int) -> int:
@@ -261,6 +281,7 @@ def run_job(set_progress, job):
         return None, _error(lang, pick("分析失败(内部错误),已记录日志。", "The analysis failed (internal error); "
                                                                        "it has been logged.", lang))
     rid = secrets.token_urlsafe(18)
+    result.params["run_id"] = rid  # tasks created from this result name the run they came from
     cache.set(f"result:{rid}", {"user_id": spec["user_id"], "result": result.to_dict()}, expire=RESULT_TTL_S)
     cache.delete(f"job:{job['job']}")
     set_progress([100, pick("完成", "Done", lang)])
@@ -337,7 +358,8 @@ def _summary(result: AnalysisResult, lang: str):
         "zones": t("统计单元", "Zones"), "total_sum": t("总和", "Total sum"), "max": t("最大值", "Maximum"),
         "new": t("新出现", "New"), "intensifying": t("加剧", "Intensifying"), "persistent": t("持续", "Persistent"),
         "fading": t("消退", "Fading"), "events_before": t("前一时段事件", "Events, earlier"),
-        "events_after": t("后一时段事件", "Events, later"),
+        "events_after": t("后一时段事件", "Events, later"), "more": t("事件增多的单元", "Cells with more events"),
+        "fewer": t("事件减少的单元", "Cells with fewer events"),
     }
     for key, label in labels.items():
         if key in s and not isinstance(s[key], (dict, list)):
@@ -348,7 +370,21 @@ def _summary(result: AnalysisResult, lang: str):
                 v = f"{v:,}"
             rows.append(html.Tr([html.Td(label), html.Td(html.B(v))]))
     notes = [html.Div(pick(zh, en, lang), className="an-note") for zh, en in result.notes]
-    return [html.Div(result.title(lang), className="an-section"), html.Table(html.Tbody(rows)), *notes]
+    return [html.Div(result.title(lang), className="an-section"), html.Table(html.Tbody(rows)),
+            *_village_table(s.get("by_village"), lang), *notes]
+
+
+def _village_table(rows, lang: str, limit: int = 8):
+    """Events per village in the two windows of a comparison, biggest change first."""
+    if not rows:
+        return []
+    t = lambda zh, en: pick(zh, en, lang)  # noqa: E731
+    head = html.Tr([html.Th(t("行政村", "Village")), html.Th(t("前", "Before")), html.Th(t("后", "After")),
+                    html.Th(t("增减", "Change"))])
+    body = [html.Tr([html.Td(r["village"]), html.Td(f"{r['before']:,}"), html.Td(f"{r['after']:,}"),
+                     html.Td(f"{r['delta']:+,}")]) for r in rows[:limit]]
+    return [html.Div(t("各村事件数", "Events per village"), className="an-section"),
+            html.Table([html.Thead(head), html.Tbody(body)], className="an-village-table", id="an-village-table")]
 
 
 @callback(
@@ -360,22 +396,49 @@ def _summary(result: AnalysisResult, lang: str):
     Output(aid.MAP_LEGEND, "children"),
     Output(aid.SUMMARY, "children"),
     Output({"type": "an-export", "fmt": ALL}, "disabled"),
+    Output(aid.MAP, "viewport", allow_duplicate=True),
+    Output(aid.DETAIL, "children", allow_duplicate=True),
     Input(aid.RESULT_REF, "data"),
     State(aid.LANG, "data"),
     prevent_initial_call=True,
 )
 def render_result(ref, lang):
-    n_exports = len(ctx.outputs_list[-1])
+    n_exports = len(ctx.outputs_list[-3])
     empty = {"type": "FeatureCollection", "features": []}
     result = load_result(ref)
     if result is None:
-        return empty, empty, no_update, no_update, 0.0, [], [], [True] * n_exports
+        return empty, empty, no_update, no_update, 0.0, [], [], [True] * n_exports, no_update, no_update
     extra = _with_tips(result.points, result.kind, lang) if result.kind == "coverage" else empty
     url, bounds, opacity = no_update, no_update, 0.0
     if result.overlay:
         url, bounds, opacity = result.overlay["url"], result.overlay["bounds"], 0.85
     return (_with_tips(result.features, result.kind, lang), extra, url, bounds, opacity, _legend(result, lang),
-            _summary(result, lang), [False] * n_exports)
+            _summary(result, lang), [False] * n_exports, result_viewport(result), detail_intro(lang))
+
+
+def detail_intro(lang: str):
+    """The details panel before a cell is clicked (a new result clears the last run's cell)."""
+    t = lambda zh, en: pick(zh, en, lang)  # noqa: E731
+    return [html.Div(t("详情", "Details"), className="an-section"),
+            html.Div(t("点击地图上的热点单元或聚类查看其事件;网格管理员和村/乡镇工作人员可为热点创建排查任务。",
+                       "Click a hot cell or a cluster to list its events; grid managers and village/town staff can "
+                       "turn a hot spot into inspection tasks."), className="an-note")]
+
+
+def result_viewport(result: AnalysisResult):
+    """Fit the map to what the result draws (its features, or the raster), or leave it."""
+    import shapely
+    from shapely.geometry import shape
+
+    geoms = [shape(f["geometry"]) for f in result.features + result.points if f.get("geometry")]
+    if geoms:
+        w, s_, e, n = shapely.total_bounds(geoms)
+        bounds = [[float(s_), float(w)], [float(n), float(e)]]
+    elif result.overlay:
+        bounds = result.overlay["bounds"]
+    else:
+        return no_update
+    return {"bounds": bounds, "transition": "flyToBounds", "options": {"padding": [16, 16]}}
 
 
 # -- 4. a cell or cluster: its events, bulk actions ---------------------------------------------------
@@ -393,7 +456,7 @@ def _event_list(events: list[dict], lang: str, role: str):
     options = []
     for e in events:
         st = STATE_LABELS.get(St(e["state"]), (e["state"], e["state"]))
-        when = e["reported_at"].astimezone(CST).strftime("%Y-%m-%d")
+        when = e["reported_at"].astimezone(display_zone()).strftime("%Y-%m-%d")
         label = f"#{e['id']} {pick(e['subclass_zh'], e['subclass_en'], lang)} · {pick(*st, lang)} · {when} · {e['village'] or ''}"
         options.append(dmc.Checkbox(value=str(e["id"]), label=label, size="xs", mt=3))
     actions = _may_bulk(role)
@@ -418,6 +481,7 @@ def _event_list(events: list[dict], lang: str, role: str):
     Output(aid.DETAIL, "children"),
     Output(aid.EVENT_ITEMS, "data"),
     Output(aid.RESULT, "hideout"),
+    Output(aid.CELL, "data"),
     Input(aid.RESULT, "clickData"),
     State(aid.RESULT_REF, "data"),
     State(aid.LANG, "data"),
@@ -430,7 +494,7 @@ def open_cell(feature, ref, lang):
     result = load_result(ref)
     user = _user()
     if result is None or not feature or user is None:
-        return no_update, no_update, no_update
+        return no_update, no_update, no_update, no_update
     props = feature.get("properties") or {}
     key = props.get("_key")
     t = lambda zh, en: pick(zh, en, lang)  # noqa: E731
@@ -452,11 +516,22 @@ def open_cell(feature, ref, lang):
             elif result.kind == "clusters":
                 events = events_by_ids(s, props.get("event_ids") or [])
             else:
-                return head, [], {"selected": key}
+                return head, [], {"selected": key}, None
     except AnalysisError as exc:
-        return head + [_error(lang, exc)], [], {"selected": key}
+        return head + [_error(lang, exc)], [], {"selected": key}, None
     items = [[e["id"], e["version"]] for e in events]
-    return head + [html.Div(_event_list(events, lang, user.role), id="an-event-block")], items, {"selected": key}
+    cell, tasks = None, []
+    if result.kind == "hotspots" and int(props.get("cls") or 0) > 0:
+        from callbacks.analysis_actions import task_box
+        from geodata.analysis.tasks import dominant_subclass
+
+        cats = [c for c in result.params.get("categories") or () if len(c) == 4]
+        cell = {"unit": result.params.get("unit", "h3"), "key": key, "run_id": result.params.get("run_id"),
+                "label": f"{props.get('label', key)} (z {props.get('z')}, {props.get('count')})",
+                "subclass": dominant_subclass(events, cats[0] if cats else None)}
+        tasks = [task_box(user.role, cell, lang)]
+    return (head + tasks + [html.Div(_event_list(events, lang, user.role), id="an-event-block")], items,
+            {"selected": key}, cell)
 
 
 @callback(
@@ -472,7 +547,7 @@ def bulk_action(clicks, checked, items, lang):
     from callbacks.context import session
     from geodata.analysis.actions import bulk_transition
     from geodata.analysis.hotspots import events_by_ids
-    from geodata.events import Actor
+    from geodata.identity import Actor
     from geodata.workflow import PermissionDenied
 
     trig = ctx.triggered_id
@@ -487,7 +562,7 @@ def bulk_action(clicks, checked, items, lang):
     t = lambda zh, en: pick(zh, en, lang)  # noqa: E731
     if not todo:
         return no_update, no_update
-    actor = Actor(user.user.username, user.role, user.user.id)
+    actor = Actor.for_user(user.user)
     with session() as s:
         try:
             res = bulk_transition(s, todo, trig["action"], actor)
@@ -506,95 +581,6 @@ def bulk_action(clicks, checked, items, lang):
     return block, [[e["id"], e["version"]] for e in events]
 
 
-# -- 5. what-if facility --------------------------------------------------------------------------
-@callback(
-    Output("an-map-wrap", "className"),
-    Input(aid.WHATIF_ON, "checked"),
-)
-def whatif_mode(on):
-    return "an-map-wrap an-whatif-mode" if on else "an-map-wrap"
-
-
-def _latlng(click) -> tuple[float, float] | None:
-    ll = (click or {}).get("latlng")
-    if isinstance(ll, dict):
-        return float(ll["lat"]), float(ll["lng"])
-    if isinstance(ll, (list, tuple)) and len(ll) == 2:
-        return float(ll[0]), float(ll[1])
-    return None
-
-
-@callback(
-    Output(aid.WHATIF_LAYER, "children"),
-    Output(aid.DETAIL, "children", allow_duplicate=True),
-    Output(aid.WHATIF_POINTS, "data"),
-    Input(aid.MAP, "clickData"),
-    Input(aid.WHATIF_CLEAR, "n_clicks"),
-    State(aid.WHATIF_ON, "checked"),
-    State(aid.COV_TYPE, "value"), State(aid.COV_DIST, "value"), State(aid.COV_MEASURE, "value"),
-    State(aid.VILLAGES, "value"), State(aid.WHATIF_POINTS, "data"), State(aid.LANG, "data"),
-    prevent_initial_call=True,
-)
-def place_facility(click, _clear, on, rtype, dist, measure, villages, points, lang):
-    from callbacks.context import session
-    from geodata.analysis.coverage import what_if
-
-    t = lambda zh, en: pick(zh, en, lang)  # noqa: E731
-    if ctx.triggered_id == aid.WHATIF_CLEAR:
-        return [], [html.Div(t("已清除假设设施。", "What-if facilities cleared."), className="an-note")], []
-    if not on or _user() is None:
-        return no_update, no_update, no_update
-    ll = _latlng(click)
-    if ll is None:
-        return no_update, no_update, no_update
-    points = list(points or []) + [[ll[1], ll[0]]]
-    try:
-        with session() as s:
-            gain = what_if(s, rtype, dist, points, measure=measure or "total", village_ids=_int_list(villages))
-    except AnalysisError as exc:
-        return no_update, [_error(lang, exc)], no_update
-    d = float(gain["distance_m"])
-    layer = []
-    for lon, lat in points:
-        layer.append(dl.Circle(center=[lat, lon], radius=d, color="#7c3aed", weight=2, dashArray="6 4",
-                               fillOpacity=0.08))
-        layer.append(dl.CircleMarker(center=[lat, lon], radius=7, color="#ffffff", weight=2, fillColor="#7c3aed",
-                                     fillOpacity=1.0, children=dl.Tooltip(t("假设设施", "What-if facility"))))
-    who = t("60岁以上老人", "people aged 60+") if gain["measure"] == "age_60_plus" else t("人", "people")
-    pct = lambda v: "—" if v is None else f"{100 * v:.1f} %"  # noqa: E731
-    box = html.Div([
-        html.Div(t("假设设施效果(未写入数据库)", "What-if facilities (nothing saved)"), className="an-section"),
-        html.Div([html.B(f"+{gain['gain']:,} "), who, f" (+{pct(gain['gain_share'])})"], id="an-whatif-gain",
-                 style={"fontSize": "18px", "color": "#5b21b6"}),
-        html.Div(t(f"覆盖 {gain['before']:,} → {gain['after']:,}(共 {gain['people']:,});覆盖率 {pct(gain['share_before'])} → {pct(gain['share_after'])}",
-                   f"Covered {gain['before']:,} → {gain['after']:,} of {gain['people']:,}; share "
-                   f"{pct(gain['share_before'])} → {pct(gain['share_after'])}"), className="an-note"),
-        html.Div(t(f"假设设施 {len(points)} 处,服务半径 {d:,.0f} 米。", f"{len(points)} hypothetical facilities, "
-                   f"{d:,.0f} m service distance."), className="an-note"),
-        html.Ul([html.Li(f"{g['name']}({g['village']}) +{g['gain']:,}") for g in gain["top"]]),
-    ], className="an-whatif-box")
-    return layer, [box], points
-
-
-# -- 6. exports -------------------------------------------------------------------------------------
-@callback(
-    Output(aid.DOWNLOAD, "data"),
-    Input({"type": "an-export", "fmt": ALL}, "n_clicks"),
-    State(aid.RESULT_REF, "data"),
-    State(aid.LANG, "data"),
-    prevent_initial_call=True,
-)
-def export(clicks, ref, lang):
-    from etl.analysis_export import FORMATS, export_result
-
-    trig = ctx.triggered_id
-    if not isinstance(trig, dict) or not any(c for c in clicks or []):
-        return no_update
-    result = load_result(ref)
-    if result is None:
-        return no_update
-    fmt = trig["fmt"]
-    stamp = datetime.now(CST).strftime("%Y%m%d-%H%M")
-    with tempfile.TemporaryDirectory(prefix="dvmap-analysis-") as tmp:
-        path = export_result(result, fmt, Path(tmp) / f"dvmap-{result.kind}-{stamp}{FORMATS[fmt]}")
-        return dcc.send_bytes(path.read_bytes(), path.name)
+# the what-if facility, exports, hot spot → inspection tasks, window presets and map framing live in
+# callbacks/analysis_actions.py (imported last: it uses this module's helpers)
+from callbacks import analysis_actions  # noqa: E402,F401  (registers its callbacks)

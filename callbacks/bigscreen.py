@@ -20,10 +20,11 @@ import math
 
 from dash import ALL, Input, Output, Patch, State, callback, clientside_callback, ctx, html, no_update
 
+from callbacks import bigscreen_eval as bse
 from callbacks.context import session
 from geodata import bigscreen as bs
 from geodata import evaluation as ev
-from geodata.clock import fmt_local
+from geodata.clock import fmt_local, zone_name
 from geodata.i18n import pick
 
 
@@ -43,6 +44,7 @@ VILLAGES = "bs-villages"
 OUTLINES = "bs-outlines"
 EVENTS = "bs-events"
 ALARMS = "bs-alarms"
+PATROLS = "bs-patrols"  # workers on patrol now (leaders only; geodata/field/patrol.py)
 HOT = "bs-hot"
 TOWNS = "bs-towns"
 TOUR = "bs-tour"
@@ -215,10 +217,22 @@ def local_card(title: str, kpis: dict, lang: str) -> list:
     ]
 
 
+def rank_head(data: dict | None, lang: str) -> html.Tr:
+    """Head of the ranking table: rank, village (and town), index, then the four dimensions with weights."""
+    return html.Tr([html.Th(pick("名次", "#", lang)), html.Th(pick("村 · 乡镇", "Village · town", lang)),
+                    html.Th(pick("综合指数", "Index", lang)),
+                    *bse.dimension_heads((data or {}).get("groups") or [], lang)])
+
+
 def rank_rows(data: dict | None, page: int, lang: str) -> tuple[list, str]:
-    """Rows of one page of the ranking table and the page caption."""
+    """Rows of one page of the ranking table and the page caption.
+
+    A row shows the index and the four dimension scores; a click opens the village's
+    card (callbacks.bigscreen_eval).
+    """
+    groups = (data or {}).get("groups") or []
     if not data or not data.get("rows"):
-        return [html.Tr(html.Td(pick("暂无考核数据", "No evaluation data yet", lang), colSpan=4,
+        return [html.Tr(html.Td(pick("暂无考核数据", "No evaluation data yet", lang), colSpan=3 + len(groups),
                                 className="bs-empty"))], ""
     rows = data["rows"]
     pages = max(1, math.ceil(len(rows) / RANK_ROWS))
@@ -229,14 +243,16 @@ def rank_rows(data: dict | None, page: int, lang: str) -> tuple[list, str]:
         medal = f" bs-top{r['rank']}" if r["rank"] <= 3 else ""
         out.append(html.Tr([
             html.Td(str(r["rank"]), className="bs-rank-no" + medal),
-            html.Td(html.A(r["name"], href=f"/?village={r['village_id']}", target="dvmap-village",
-                           className="bs-village-link", **{"data-village": r["village_id"]})),
-            html.Td(r["town"], className="bs-rank-town"),
+            html.Td([html.Div(r["name"], className="bs-rank-village"), html.Div(r["town"], className="bs-rank-town")],
+                    className="bs-rank-place"),
             html.Td([html.Span(idx, className="bs-rank-index"),
                      html.Span(className="bs-rank-bar", style={"width": f"{(r['index'] or 0):.0f}%"})],
                     className="bs-rank-cell", title=pick(f"数据完整度 {r['completeness'] * 100:.0f}%",
                                                          f"completeness {r['completeness'] * 100:.0f}%", lang)),
-        ], **{"data-rank": r["rank"]}))
+            *bse.dimension_cells(r, groups),
+        ], id={"type": bse.RANK_ROW, "village": r["village_id"]}, n_clicks=0, className="bs-rank-row",
+            title=pick("点击查看分项得分与趋势", "Click for the breakdown and trend", lang),
+            **{"data-rank": r["rank"], "data-village": r["village_id"]}))
     caption = f"{page + 1}/{pages}"
     return out, caption
 
@@ -273,6 +289,8 @@ def ranking_payload(result: dict) -> dict:
     return {
         "period": result["period"],
         "rows": [{k: v for k, v in r.as_dict().items() if k not in ("values", "scores")} for r in result["rows"]],
+        "groups": [{k: g[k] for k in ("code", "name_zh", "name_en", "weight")}
+                   for g in ev.groups(result["indicators"])],
         "indicators": [{"code": i.code, "group_code": i.group_code, "group_zh": i.group_zh, "group_en": i.group_en,
                         "name_zh": i.name_zh, "name_en": i.name_en, "weight": i.weight, "source": i.source,
                         "note_zh": i.note_zh, "note_en": i.note_en} for i in result["indicators"]],
@@ -324,6 +342,18 @@ def refresh(_n, last, lang, scale):
     stamp = fmt_local(data["now"], "%H:%M:%S")
     return (tiles, *charts, *layers, pick(f"数据更新 {stamp}", f"Updated {stamp}", lang),
             {"tiles": data["tiles"], "digests": data["digests"]})
+
+
+@callback(Output(PATROLS, "data"), Input(TICK, "n_intervals"))
+def patrols_now(_n):
+    """A dot per active patrol (last position only, no track); empty for roles other than leaders."""
+    from geodata.field.patrol import active_patrols
+
+    with session() as s:
+        rows = active_patrols(s)
+    return {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
+         "properties": {"village": r["village"], "grid_code": r["grid_code"]}} for r in rows]}
 
 
 @callback(
@@ -397,18 +427,23 @@ def pause_tour(_clicks, disabled, lang):
 @callback(
     Output(RANK_DATA, "data"),
     Output(FORMULA_BODY, "children"),
-    Output(HOT, "data"),
     Input(RANK_TICK, "n_intervals"),
     State(LANG, "data"),
+    prevent_initial_call=True,
 )
 def recompute_ranking(_n, lang):
-    """The slow tick (and right after the page loads): the evaluation ranking and the 7-day hotspots."""
+    """The slow tick: the evaluation ranking (the page's layout already carries the first one)."""
     with session() as s:
-        with bs.planner(s, **bs.SERIAL):
-            result = ev.ranking(s)
-        hot = bs.hotspots(s)
-    payload = ranking_payload(result)
-    return payload, formula_panel(payload["indicators"], lang, payload["period"]), hot
+        payload = ranking_payload(bse.cached_ranking(s))
+    return payload, formula_panel(payload["indicators"], lang, payload["period"])
+
+
+@callback(Output(HOT, "data"), Input(RANK_TICK, "n_intervals"))
+def recompute_hotspots(_n):
+    """The slow tick and right after the page loads: the 7-day hotspots (a request of its own, so
+    Gi*'s permutations never hold up the ranking)."""
+    with session() as s:
+        return bs.hotspots(s)
 
 
 @callback(
@@ -417,6 +452,7 @@ def recompute_ranking(_n, lang):
     Input(RANK_DATA, "data"),
     Input(TOUR_TICK, "n_intervals"),
     State(LANG, "data"),
+    prevent_initial_call=True,
 )
 def show_ranking(data, n, lang):
     rows, caption = rank_rows(data, n or 0, lang)
@@ -436,9 +472,9 @@ clientside_callback(
 
 clientside_callback(
     """function(n, lang) {
-        // China time whatever the browser's zone: the numbers on the screen are China-time periods.
+        // The county's clock (DVMAP_TIMEZONE) whatever the browser's zone: the screen's periods are its days.
         const parts = {};
-        new Intl.DateTimeFormat('en-GB', {timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit',
+        new Intl.DateTimeFormat('en-GB', {timeZone: """ + json.dumps(zone_name()) + """, year: 'numeric', month: '2-digit',
             day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', weekday: 'short',
             hour12: false}).formatToParts(new Date()).forEach(function (p) { parts[p.type] = p.value; });
         const zh = {Mon: '一', Tue: '二', Wed: '三', Thu: '四', Fri: '五', Sat: '六', Sun: '日'};

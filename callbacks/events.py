@@ -12,11 +12,11 @@ import base64
 import binascii
 import logging
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 import dash_leaflet as dl
 import dash_mantine_components as dmc
-from dash import (ALL, MATCH, ClientsideFunction, Input, Output, Patch, State, callback, clientside_callback, ctx,
+from dash import (ALL, MATCH, ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx,
                   html, no_update)
 from flask_login import current_user
 
@@ -24,18 +24,17 @@ from callbacks import ids
 from callbacks.context import session
 from callbacks.errors import error_alert, error_text
 from geodata import events as ev
+from geodata import public
 from geodata import workflow as wf
-from geodata.clock import fmt_local
+from geodata.clock import day_start, fmt_local, local_today
 from geodata.i18n import BilingualError, pick
 from geodata.queries import event_list as el
 from layers import event_panel
-from layers.base import ViewRequest, as_int, padded_bbox
+from layers.base import as_int
 from layers.events import NOTE_ID, class_filter
-from layers.registry import LAYERS
 
 log = logging.getLogger(__name__)
 
-CST = timezone(timedelta(hours=8))
 #: Default time window of the table and the indicators (days, today included).
 DEFAULT_DAYS = 30
 EVENTS_LAYER = ids.layer("events")
@@ -52,7 +51,7 @@ def current_actor() -> ev.Actor | None:
     user = _user()
     if user is None:
         return None
-    return ev.Actor(user.display_name or user.username, user.role, user.id)
+    return ev.Actor.for_user(user)
 
 
 def _role() -> str:
@@ -90,8 +89,8 @@ def decode_uploads(contents) -> list[bytes]:
 
 
 def _period(value) -> tuple[datetime, datetime]:
-    """``[start, end)`` in China time from a DatePickerInput range (end date included)."""
-    today = datetime.now(CST).date()
+    """``[start, end)`` in the display zone from a DatePickerInput range (end date included)."""
+    today = local_today()
     start, end = today - timedelta(days=DEFAULT_DAYS - 1), today
     if isinstance(value, (list, tuple)) and value and value[0]:
         try:
@@ -104,46 +103,7 @@ def _period(value) -> tuple[datetime, datetime]:
         start, end = today - timedelta(days=DEFAULT_DAYS - 1), today
     if end < start:
         start, end = end, start
-    as_dt = lambda d: datetime(d.year, d.month, d.day, tzinfo=CST)  # noqa: E731
-    return as_dt(start), as_dt(end + timedelta(days=1))
-
-
-def _events_layer_reload(bounds, zoom, option_values, visible):
-    """New data for the events layer in the current view, and its request key (Patch).
-
-    The same request the map callbacks would make, so the next pan does not reload
-    what was just sent.
-    """
-    layer = LAYERS.get("events")
-    if layer is None or not bounds or zoom is None or visible is False:
-        return no_update, no_update
-    options = {i["id"]["key"]: v for i, v in zip(_option_ids(), option_values) if i["id"]["key"] in layer.data_options}
-    try:
-        bbox, view_key = padded_bbox(bounds, float(zoom))
-    except (TypeError, ValueError):
-        return no_update, no_update
-    req = ViewRequest(bbox=bbox, zoom=float(zoom), options=options)
-    with session() as s:
-        data = layer.features(s, req)
-    keys = Patch()
-    keys["events"] = layer.request_key(req, view_key)
-    return data, keys
-
-
-_LAYER_STATES = (
-    State(ids.MAP, "bounds"),
-    State(ids.MAP, "zoom"),
-    State({"type": "layer-option", "name": "events", "key": ALL}, "value"),
-    State(ids.toggle("events"), "checked"),
-)
-
-
-def _option_ids():
-    for group in ctx.states_list:
-        if isinstance(group, list) and group and isinstance(group[0].get("id"), dict) \
-                and group[0]["id"].get("type") == "layer-option":
-            return group
-    return []
+    return day_start(start), day_start(end + timedelta(days=1))
 
 
 # -- 1. the clicked point -------------------------------------------------------------
@@ -341,8 +301,7 @@ def _route_summary(session_, ref: ev.EventRef, lang: str):
     Output(ids.EVENT_FORM, "style", allow_duplicate=True),
     Output(ids.EVENT_SUBMIT, "disabled", allow_duplicate=True),
     Output(ids.DETAILS, "children", allow_duplicate=True),
-    Output(EVENTS_LAYER, "data", allow_duplicate=True),
-    Output(ids.LAYER_KEYS, "data", allow_duplicate=True),
+    # The "events-changed" signal: the table, the indicators and the map layer reload on it.
     Output(ids.EVENT_REFRESH, "data", allow_duplicate=True),
     Output(ids.EVENT_REPORT_BAR, "children", allow_duplicate=True),
     Output(ids.EVENT_PICK, "children", allow_duplicate=True),
@@ -353,15 +312,16 @@ def _route_summary(session_, ref: ev.EventRef, lang: str):
     State(ids.EVENT_PHOTOS, "contents"),
     State(ids.LANG, "data"),
     State(ids.EVENT_REFRESH, "data"),
-    *_LAYER_STATES,
     prevent_initial_call=True,
 )
 def submit_report(n, point, key, _class, subclass, description, urgency, source, reporter_name, reporter_phone,
-                  photos, lang, refresh, bounds, zoom, option_values, visible):
+                  photos, lang, refresh, *_unused):
+    # ``_unused``: callers of the former signature also passed the map's view (bounds, zoom,
+    # layer options, toggle); the events layer now reloads on the signal itself.
     if not n:
-        return (no_update,) * 9
+        return (no_update,) * 7
     fail = lambda msg: (dmc.Alert(msg, color="red", title=pick("未能上报", "Not reported", lang),  # noqa: E731
-                                  **{"data-testid": "report-error"}),) + (no_update,) * 8
+                                  **{"data-testid": "report-error"}),) + (no_update,) * 6
     actor = current_actor()
     if actor is None or not may_report():
         return fail(wf.PermissionDenied(f"您的角色({_role()})无权上报事件。",
@@ -382,10 +342,9 @@ def submit_report(n, point, key, _class, subclass, description, urgency, source,
             panel = event_panel.render(s, ref.id, lang)
     except BilingualError as exc:
         return fail(error_text(exc, lang))
-    data, keys = _events_layer_reload(bounds, zoom, option_values, visible)
     # The offer for this point is spent: the new event's own marker and panel take over.
-    return (summary, {"display": "none"}, True, panel if panel is not None else no_update, data, keys,
-            (refresh or 0) + 1, [], [])
+    return (summary, {"display": "none"}, True, panel if panel is not None else no_update, (refresh or 0) + 1,
+            [], [])
 
 
 # -- 3. actions on an event ----------------------------------------------------------------
@@ -435,37 +394,39 @@ def action_arguments(action: wf.Action, fields: dict) -> tuple[dict, list[bytes]
 
 @callback(
     Output(ids.DETAILS, "children", allow_duplicate=True),
-    Output(EVENTS_LAYER, "data", allow_duplicate=True),
-    Output(ids.LAYER_KEYS, "data", allow_duplicate=True),
-    Output(ids.EVENT_REFRESH, "data", allow_duplicate=True),
+    Output(ids.EVENT_REFRESH, "data", allow_duplicate=True),  # the "events-changed" signal
     Input({"type": "evt-action", "event": ALL, "action": ALL}, "n_clicks"),
     State({"type": "evt-field", "event": ALL, "field": ALL}, "value"),
     State({"type": "evt-upload", "event": ALL}, "contents"),
     State({"type": "evt-panel", "event": ALL}, "children"),
     State(ids.LANG, "data"),
     State(ids.EVENT_REFRESH, "data"),
-    *_LAYER_STATES,
     prevent_initial_call=True,
 )
-def act_on_event(clicks, _fields, _uploads, _panels, lang, refresh, bounds, zoom, option_values, visible):
+def act_on_event(clicks, _fields, _uploads, _panels, lang, refresh):
     trig = ctx.triggered_id
     if not isinstance(trig, dict) or not any(c for c in clicks or []):
-        return (no_update,) * 4
+        return (no_update,) * 2
     if not next((t["value"] for t in ctx.triggered if t["value"]), None):
-        return (no_update,) * 4  # a button was (re)rendered, not clicked
+        return (no_update,) * 2  # a button was (re)rendered, not clicked
     event_id, action_name = trig["event"], trig["action"]
     fields = _fields_for(event_id)
     version = fields.get("panel")
     actor = current_actor()
     message, ok, changed = None, False, False
     try:
-        action = wf.Action(action_name)
         if actor is None:
             raise wf.PermissionDenied("请先登录。", "Please sign in.")
-        data, photos = action_arguments(action, fields)
-        with session() as s, s.begin():
-            result = ev.transition(s, event_id, action, actor, version, fields.get("note") or None, photos=photos,
-                                   **data)
+        if action_name.startswith("merge:") or action_name == wf.Action.UNMERGE.value:  # 合并 (issue 17)
+            with session() as s, s.begin():
+                result = public.panel_action(s, event_id, action_name, actor, version, fields.get("note") or None)
+            action = wf.Action(result.action)
+        else:
+            action = wf.Action(action_name)
+            data, photos = action_arguments(action, fields)
+            with session() as s, s.begin():
+                result = ev.transition(s, event_id, action, actor, version, fields.get("note") or None,
+                                       photos=photos, **data)
         changed = True
         message = pick(
             f"已{wf.label(action, 'zh')}:{wf.label(result.from_state, 'zh')} → {wf.label(result.to_state, 'zh')}",
@@ -482,9 +443,8 @@ def act_on_event(clicks, _fields, _uploads, _panels, lang, refresh, bounds, zoom
     if panel is None:
         panel = error_alert(ev.EventNotFound(event_id), lang)
     if not changed:
-        return panel, no_update, no_update, no_update
-    data, keys = _events_layer_reload(bounds, zoom, option_values, visible)
-    return panel, data, keys, (refresh or 0) + 1
+        return panel, no_update
+    return panel, (refresh or 0) + 1
 
 
 @callback(
@@ -522,20 +482,21 @@ def column_defs(lang: str) -> list[dict]:
         for s, color in wf.STATE_COLORS.items()
     ]
     return [
-        {"field": "id", "headerName": pick("编号", "No.", lang), "width": 92, "pinned": "left"},
-        {"field": "state_label", "headerName": pick("状态", "State", lang), "width": 76 if lang == "zh" else 104,
+        {"field": "id", "headerName": pick("编号", "No.", lang), "width": 76, "pinned": "left"},
+        {"field": "state_label", "headerName": pick("状态", "State", lang), "width": 76 if lang == "zh" else 124,
          "cellStyle": {"styleConditions": state_styles}},
-        {"field": "overdue_label", "headerName": pick("超期", "Overdue", lang), "width": 70,
+        {"field": "overdue_label", "headerName": pick("超期", "Overdue", lang), "width": 70 if lang == "zh" else 96,
          "cellClass": "evt-cell-overdue"},
-        {"field": "category", "headerName": pick("类别", "Category", lang), "flex": 2, "minWidth": 170,
+        {"field": "category", "headerName": pick("类别", "Category", lang), "flex": 2, "minWidth": 170 if lang == "zh" else 300,
          "tooltipField": "category"},
         {"field": "village", "headerName": pick("村", "Village", lang), "flex": 1, "minWidth": 90},
-        {"field": "grid_code", "headerName": pick("网格", "Grid", lang), "width": 150},
+        # The village is the column beside: the grid shows its 3-digit sequence, the full code on hover.
+        {"field": "grid_seq", "headerName": pick("网格", "Grid", lang), "width": 64, "tooltipField": "grid_code"},
         {"field": "worker", "headerName": pick("网格员", "Worker", lang), "width": 90},
-        {"field": "urgency_label", "headerName": pick("紧急", "Urgency", lang), "width": 70},
+        {"field": "urgency_label", "headerName": pick("紧急", "Urgency", lang), "width": 70 if lang == "zh" else 96},
         {"field": "reported", "headerName": pick("上报时间", "Reported", lang), "width": 140, "sort": "desc"},
         {"field": "due", "headerName": pick("处置时限", "Due", lang), "width": 140},
-        {"field": "rework_count", "headerName": pick("返工", "Rework", lang), "width": 66},
+        {"field": "rework_count", "headerName": pick("返工", "Rework", lang), "width": 66 if lang == "zh" else 84},
     ]
 
 
@@ -549,6 +510,7 @@ def table_rows(rows: list[dict], lang: str, urgencies: dict) -> list[dict]:
             "category": pick(f"{r['class_zh']} › {r['subclass_zh']}", f"{r['class_en']} › {r['subclass_en']}", lang),
             "village": r["village"] or pick("县级队列", "County queue", lang),
             "grid_code": r["grid_code"].strip() if r["grid_code"] else "",
+            "grid_seq": r["grid_code"].strip()[-3:] if r["grid_code"] else "",
             "worker": r["worker"] or "",
             "urgency_label": pick(*urgencies.get(r["urgency"], (r["urgency"], r["urgency"])), lang),
             "reported": fmt_local(r["reported_at"]),
@@ -620,7 +582,8 @@ def indicator_chips(k: ev.Indicators, lang: str) -> list:
         html.Div([html.Span(label, className="kpi-label"), html.B(value, className="kpi-value"),
                   html.Span(detail, className="kpi-detail") if detail else None],
                  className="kpi" + (" kpi-alert" if key == "overdue" and k.open_overdue else ""),
-                 title=tip, **{"data-kpi": key})
+                 # The counts stay readable on hover where the strip hides them (narrow screens).
+                 title=f"{tip}({detail})" if detail else tip, **{"data-kpi": key})
         for key, label, value, detail, tip in chips
     ]
 
@@ -637,7 +600,18 @@ def show_indicators(period, village, _refresh, lang):
     vid = as_int(village)
     with session() as s:
         k = ev.indicators(s, start, end, [vid] if vid else None)
-    return indicator_chips(k, lang)
+        sat = public.satisfaction(s, start, end, [vid] if vid else None)
+    return indicator_chips(k, lang) + [satisfaction_chip(sat, lang)]
+
+
+def satisfaction_chip(sat: dict, lang: str):
+    """满意率: ratings of the period that are 满意 or 基本满意 (reporters' own 评价 included, issue 17)."""
+    detail = f"{sat['satisfied']}/{sat['rated']}"
+    tip = pick(f"(满意 + 基本满意)÷ 评价数;其中报告人评价 {sat['by_reporter']} 条",
+               f"(satisfied + basically) ÷ ratings; {sat['by_reporter']} by reporters", lang)
+    return html.Div([html.Span(pick("满意率", "Satisfaction", lang), className="kpi-label"),
+                     html.B(_pct(sat["rate"]), className="kpi-value"), html.Span(detail, className="kpi-detail")],
+                    className="kpi", title=tip, **{"data-kpi": "satisfaction"})
 
 
 # The drawer opens and closes in the browser; the map is told its new size.

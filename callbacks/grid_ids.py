@@ -3,6 +3,7 @@ MAP = "grid-map"
 LANG = "grid-lang"
 VILLAGE = "grid-village"
 OUTLINE = "grid-outline"
+VILLAGES = "grid-villages"        # every village, drawn while none is chosen (click one to open it)
 GRIDS = "grid-grids"
 GAPS = "grid-gaps"
 OVERLAP = "grid-overlap"

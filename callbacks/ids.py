@@ -22,6 +22,12 @@ def subtypes(name: str) -> dict:
     return {"type": "subtype-toggle", "name": name}
 
 
+def signal(name: str) -> dict:
+    """A store whose ``data`` a callback bumps after a change; layers with ``name`` in
+    ``Layer.reload_on`` reload on it (callbacks/map.py ``reload_on_signal``)."""
+    return {"type": "signal", "name": name}
+
+
 # -- events UI (callbacks/events.py, map_app/event_ui.py) --------------------------
 EVENT_POINT = "event-point"                # store: the last clicked map point {lat, lon, kind}
 EVENT_REPORT_BAR = "event-report-bar"      # "上报事件" offer for that point, above the details panel
@@ -37,7 +43,7 @@ EVENT_LOCATION = "event-report-location"
 EVENT_SUBMIT = "event-report-submit"
 EVENT_CANCEL = "event-report-cancel"
 EVENT_RESULT = "event-report-result"
-EVENT_REFRESH = "event-refresh"            # store: bumped after every change (table, indicators)
+EVENT_REFRESH = signal("events-changed")   # store: bumped after every change (table, indicators, layer)
 EVENT_DRAWER = "evt-drawer"
 EVENT_DRAWER_TOGGLE = "evt-drawer-toggle"
 EVENT_DRAWER_OPEN = "evt-drawer-open"

@@ -3,6 +3,18 @@
 Every layer is drawn by the same component pattern (``{"type": "layer", "name": ...}``),
 loaded by viewport through one set of callbacks, and styled by JS functions in
 assets/dvmap.js through ``hideout``. Adding a layer = its module + one registry line.
+
+The generic callbacks (callbacks/map.py) ask each layer, through optional hooks:
+
+* :meth:`Layer.features` / :meth:`Layer.request_key` — what to draw for a view;
+* :meth:`Layer.hideout_for` — restyle on a display option (no data re-sent);
+* :meth:`Layer.select` — what a click on one of its features opens (a panel of this
+  or another layer, a zoom to bounds, nothing); :meth:`Layer.details` — that panel;
+  :attr:`Layer.link_key` — the ``?key=ID`` deep link opening the same panel;
+* :meth:`Layer.live_patch` / :meth:`Layer.live_summary` — called on the shared clock
+  (one ``dcc.Interval``): a ``Patch`` of the hideout, and top-bar counters;
+* :attr:`Layer.reload_on` — signals (``callbacks.ids.signal``) after which the layer
+  reloads its data in the current view, e.g. ``"events-changed"`` after a transition.
 """
 from __future__ import annotations
 
@@ -29,8 +41,9 @@ class LegendItem:
     label_zh: str
     label_en: str
     color: str
-    shape: str = "fill"  # fill | line | dashed | circle | icon
+    shape: str = "fill"  # fill | line | dashed | circle | ring | count | icon | title
     icon: str | None = None
+    compact: bool = False  # short label: two to a row (e.g. the event states)
 
     def render(self, lang: str):
         swatch_class = f"legend-swatch legend-{self.shape}"
@@ -38,7 +51,7 @@ class LegendItem:
         return html.Div(
             [html.Span(self.icon or "", className=swatch_class, style=style),
              html.Span(pick(self.label_zh, self.label_en, lang))],
-            className="legend-item",
+            className="legend-item legend-compact" if self.compact else "legend-item",
         )
 
 
@@ -59,6 +72,35 @@ class ViewRequest:
     zoom: float
     subtypes: list[str] | None = None
     options: dict = field(default_factory=dict)
+
+
+@dataclass
+class Selection:
+    """What a click on a feature opens.
+
+    ``layer`` names the layer whose :meth:`Layer.details` fills the panel (the clicked
+    one, or another: a population unit opens its village or grid); ``zoom_to`` is a
+    ``[[s, w], [n, e]]`` box to fly to instead (aggregate boxes).
+    """
+
+    layer: str
+    feature: dict
+    zoom_to: list | None = None
+
+    @property
+    def id(self):
+        props = self.feature.get("properties") or {}
+        return props.get("id", self.feature.get("id"))
+
+
+def bounds_or_none(value) -> list | None:
+    """``[[s, w], [n, e]]`` as floats, or None for anything else (it reaches the map)."""
+    try:
+        (s, w), (n, e) = value
+        box = [[float(s), float(w)], [float(n), float(e)]]
+    except (TypeError, ValueError):
+        return None
+    return box if all(math.isfinite(v) for pair in box for v in pair) else None
 
 
 def padded_bbox(bounds: list[list[float]], zoom: float) -> tuple[BBox, str]:
@@ -103,6 +145,12 @@ class Layer:
     depends_on: tuple[str, ...] = ("admin", "grid")
     #: how long cached data may be served at most (time-dependent layers: short)
     cache_seconds: int = 600
+    #: signals (callbacks.ids.signal names) after which the layer reloads its data
+    reload_on: frozenset[str] = frozenset()
+    #: ``?<link_key>=ID`` opens this layer's panel for feature ID (deep links, search)
+    link_key: str | None = None
+    #: its style reads ``hideout["selected"]``: a click or link highlights the feature
+    highlight: bool = False
 
     # -- data -----------------------------------------------------------
     def features(self, session, req: ViewRequest) -> dict:
@@ -140,6 +188,45 @@ class Layer:
         """Panel content for a clicked feature, or None."""
         return None
 
+    def select(self, feature: dict) -> Selection | None:
+        """What a click on ``feature`` opens; None: nothing (e.g. a cluster, which zooms itself).
+
+        Default: an aggregate box (``kind`` ending in ``_aggregate`` with ``bounds``)
+        flies the map to its bounds; any other feature opens this layer's panel.
+        """
+        props = feature.get("properties") if isinstance(feature, dict) else None
+        if not isinstance(props, dict):
+            return None
+        if props.get("cluster"):
+            return None
+        if str(props.get("kind") or "").endswith("_aggregate"):
+            box = bounds_or_none(props.get("bounds"))
+            return Selection(self.name, feature, zoom_to=box) if box else None
+        return Selection(self.name, feature)
+
+    def focus(self, session, feature_id: int) -> list | None:
+        """Bounds ``[[s, w], [n, e]]`` the map flies to when a link opens this feature, or None."""
+        return None
+
+    # -- live (the shared clock) -------------------------------------------
+    def live_patch(self, session, hideout: dict, subtypes: list[str] | None):
+        """A ``dash.Patch`` of the layer's hideout with what changed since the last tick, or None.
+
+        Called on every tick of the shared clock for layers that override it; return
+        None on a quiet tick, so nothing is redrawn.
+        """
+        return None
+
+    def live_summary(self, session, lang: str) -> list | None:
+        """Components for the top bar's live counters (refreshed on the clock), or None."""
+        return None
+
+    @property
+    def is_live(self) -> bool:
+        """True when the layer takes part in the clock (overrides a live hook)."""
+        cls = type(self)
+        return cls.live_patch is not Layer.live_patch or cls.live_summary is not Layer.live_summary
+
     def component(self, hideout: dict):
         kw: dict[str, Any] = dict(
             id={"type": "layer", "name": self.name},
@@ -167,6 +254,11 @@ class Layer:
 def option_id(layer: str, key: str) -> dict:
     """Component id of a layer option; its ``value`` reaches the layer as ``options[key]``."""
     return {"type": "layer-option", "name": layer, "key": key}
+
+
+def link_id(layer: str, feature_id: int) -> dict:
+    """Component id of a button in a panel that opens ``layer``'s panel for ``feature_id``."""
+    return {"type": "panel-link", "layer": layer, "fid": int(feature_id)}
 
 
 def not_found(lang: str, feature_id) -> Any:

@@ -15,6 +15,7 @@ import dash_mantine_components as dmc
 from dash import dcc, html
 
 from geodata import events as ev
+from geodata import public
 from geodata import workflow as wf
 from geodata.clock import display_zone, fmt_local
 from geodata.i18n import pick
@@ -145,7 +146,8 @@ def _actions(session, e: dict, role: str, lang: str, labels: dict):
         hint += pick(f"({names}时必填)", f" (required for {names})", lang)
     blocks = [dmc.Textarea(id=field_id(eid, "note"), placeholder=hint, autosize=True, minRows=2, maxRows=6,
                            size="sm", label=pick("说明", "Note", lang))]
-    simple = [a for a in allowed if a not in (*_ROUTE_ACTIONS, A.POSTPONE, A.RATE, A.HANDLE)]
+    # MERGE needs the kept event: offered per duplicate suggestion (see _duplicates)
+    simple = [a for a in allowed if a not in (*_ROUTE_ACTIONS, A.POSTPONE, A.RATE, A.HANDLE, A.MERGE)]
 
     def button(a):
         return dmc.Button(wf.label(a, lang), id=action_id(eid, a.value), size="xs",
@@ -200,8 +202,32 @@ def _actions(session, e: dict, role: str, lang: str, labels: dict):
         ], className="evt-action-block", **{"data-block": "rate"}))
     if simple:
         blocks.append(dmc.Group([button(a) for a in simple], gap=6, mt=8, className="evt-simple-actions"))
+    blocks += _duplicates(session, e, A.MERGE in allowed, lang)
     return [html.H4(pick("处置操作", "Actions", lang), className="panel-section"),
             html.Div(blocks, className="evt-actions", **{"data-testid": "event-actions"})]
+
+
+def _read_only(lang: str) -> list:
+    """In place of the actions: a report routed outside the reporter's scope is shown, not handled."""
+    return [html.Div(pick("您上报的事件已转交其他网格处理,此处只读,可查看处理进度。",
+                          "You reported this event; another grid handles it. Read-only: follow its progress here.",
+                          lang), className="panel-hint", **{"data-testid": "event-read-only"})]
+
+
+def _duplicates(session, e: dict, may_merge: bool, lang: str) -> list:
+    """可能重复 #N: open events of the same subclass nearby (issue 17), each with a merge button."""
+    found = public.duplicate_candidates(session, e["id"])
+    if not found:
+        return []
+    items = []
+    for d in found:
+        text = pick(f"可能重复 #{d['id']} · 相距 {d['metres']} 米 · {wf.label(d['state'], 'zh')}",
+                    f"Possible duplicate #{d['id']} · {d['metres']} m · {wf.label(d['state'], 'en')}", lang)
+        merge = dmc.Button(pick(f"合并到 #{d['id']}", f"Merge into #{d['id']}", lang), size="xs", color="gray",
+                           id=action_id(e["id"], f"merge:{d['id']}"), className="evt-btn",
+                           **{"data-action": f"merge:{d['id']}"}) if may_merge else None
+        items.append(html.Div([html.Span(text), merge], className="evt-duplicate", **{"data-duplicate": str(d["id"])}))
+    return [html.Div(items, className="evt-action-block", **{"data-block": "duplicates"})]
 
 
 def _history_detail(h: dict, lang: str, workers: dict) -> str:
@@ -215,8 +241,13 @@ def _history_detail(h: dict, lang: str, workers: dict) -> str:
         bits.append("★" * int(data["rating"]))
     if data.get("rework_count") and h["action"] == A.VERIFY_FAIL.value:
         bits.append(pick(f"第 {data['rework_count']} 次返工", f"rework #{data['rework_count']}", lang))
-    if data.get("photos"):
-        bits.append(pick(f"{data['photos']} 张照片", f"{data['photos']} photo(s)", lang))
+    if isinstance(data.get("chosen_grid"), dict):  # a boundary case's candidate chosen at 立案/派遣
+        chosen = " ".join(str(x) for x in (data["chosen_grid"].get("code"), data["chosen_grid"].get("name")) if x)
+        bits.append(pick("选定网格: ", "Chosen grid: ", lang) + chosen)
+    if data.get("photos") or data.get("photos_duplicate"):
+        n, dup = int(data.get("photos") or 0), int(data.get("photos_duplicate") or 0)
+        bits.append(pick(f"{n} 张照片" + (f"({dup} 张重复已忽略)" if dup else ""),
+                         f"{n} photo(s)" + (f" ({dup} duplicate(s) ignored)" if dup else ""), lang))
     if h["action"] == wf.REPORT and data.get("queue"):
         bits.append(pick("进入", "queue: ", lang) + {"grid": pick("网格", "grid", lang),
                                                       "village": pick("村级队列", "village", lang),
@@ -300,6 +331,7 @@ def render(session, event_id: int, lang: str, *, message: str | None = None, ok:
         (pick("来源", "Source", lang), pick(*source, lang), "source"),
         (pick("上报时间", "Reported", lang), fmt_local(e["reported_at"]), "reported_at"),
         (pick("上报人", "Reported by", lang), reporter, "reporter"),
+        (pick("关注人数", "Followers (me too)", lang), str(public.followers(session, e["id"])), "followers"),
         (pick("位置", "Location", lang), f"{e['lon']:.6f}, {e['lat']:.6f}" + (f" · {e['address']}" if e["address"]
                                                                             else ""), "location"),
         (pick("处置时限", "Due", lang), fmt_local(e["due_at"]), "due_at"),
@@ -325,6 +357,6 @@ def render(session, event_id: int, lang: str, *, message: str | None = None, ok:
         html.H4(pick("责任路由", "Route", lang), className="panel-section"),
         *_route(session, e, lang),
         *_photos(session, e, lang),
-        *_actions(session, e, role, lang, labels),
+        *(_actions(session, e, role, lang, labels) if el.in_own_scope(session, e["id"]) else _read_only(lang)),
         *_timeline(session, e, lang),
     ], className="evt-panel", **{"data-event": str(e["id"]), "data-version": str(e["version"])})

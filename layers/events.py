@@ -39,6 +39,11 @@ def class_filter(raw) -> str | None:
     return raw
 
 
+def shown_states() -> list[wf.State]:
+    """The states the map can show, in workflow order: the open ones, then the closed ones."""
+    return [s for s in wf.State if s in wf.OPEN] + [s for s in wf.State if s in wf.CLOSED]
+
+
 class EventLayer(Layer):
     name = "events"
     title_zh, title_en = "事件", "Events"
@@ -49,6 +54,9 @@ class EventLayer(Layer):
     point_to_layer = "event"
     z_index = 640
     data_options = ("state", "class", "days")
+    link_key = "event"
+    #: a report or a transition (callbacks/events.py) reloads the layer in the current view
+    reload_on = frozenset({"events-changed"})
 
     #: The longest time window a request may ask for (days).
     MAX_DAYS = 3660
@@ -124,8 +132,9 @@ class EventLayer(Layer):
         ]
 
     def legend(self, lang, hideout):
-        shown = (wf.State.REPORTED, wf.State.DISPATCHED, wf.State.IN_PROGRESS, wf.State.HANDLED, wf.State.CLOSED)
-        items = [LegendItem(wf.label(s, "zh"), wf.label(s, "en"), wf.STATE_COLORS[s], "circle") for s in shown]
+        """Every state the layer can draw (open, then closed, as the state filter groups them)."""
+        items = [LegendItem(wf.label(s, "zh"), wf.label(s, "en"), wf.STATE_COLORS[s], "circle", compact=True)
+                 for s in shown_states()]
         items.append(LegendItem("超期(红圈)", "Overdue (red ring)", wf.OVERDUE_COLOR, "ring"))
         items.append(LegendItem("数字:事件数(放大至14级显示单个事件)", "Numbers: events (zoom ≥ 14 for each)",
                                 "#7c2d12", "count"))

@@ -1,10 +1,17 @@
-"""网格: current grid polygons with code and grid worker."""
+"""网格: current grid polygons with code and grid worker.
+
+Grids lie above the villages, so a click inside a village opens its grid; the grid's
+panel links up to its village ("所属村"), whose panel lists its grids.
+"""
+from dash import html
+
 from geodata.clock import fmt_local
+from geodata.i18n import pick
 from geodata.queries import details as d
-from geodata.users import mask_phone
 from geodata.queries import layers as q
+from geodata.users import mask_phone
 from layers.base import Layer, LegendItem, ViewRequest, as_int, not_found
-from layers.panel import facts, fmt_area, fmt_int, fmt_pct, header
+from layers.panel import facts, fmt_area, fmt_int, fmt_pct, header, link_button
 
 
 class GridLayer(Layer):
@@ -15,6 +22,8 @@ class GridLayer(Layer):
     style = "grid"
     on_each_feature = "gridTooltip"
     z_index = 320
+    link_key = "grid"
+    highlight = True
 
     def features(self, session, req: ViewRequest) -> dict:
         if req.zoom < self.min_zoom:
@@ -32,6 +41,10 @@ class GridLayer(Layer):
         share = (g["age_60_plus"] / g["total"]) if g.get("total") else None
         return [
             header(g["name"], g["code"], "网格", "Grid", lang),
+            link_button("villages", g["village_id"],
+                        [html.Span(pick("所属村:", "Village: ", lang), className="panel-link-kind"), g["village"],
+                         html.Span(" ›", **{"aria-hidden": "true"})],
+                        test_id="grid-village-link", title=pick("打开所属村", "Open the village", lang)),
             facts([
                 ("field.code", g["code"]),
                 ("field.village", g["village"]),

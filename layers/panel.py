@@ -4,6 +4,7 @@ from __future__ import annotations
 from dash import html
 
 from geodata.i18n import pick, t
+from layers.base import link_id
 
 
 def fmt_int(value) -> str:
@@ -35,3 +36,9 @@ def header(title: str, subtitle: str, kind_zh: str, kind_en: str, lang: str):
          html.Div(subtitle, className="panel-subtitle")],
         className="panel-header",
     )
+
+
+def link_button(layer: str, feature_id: int, label, test_id: str | None = None, **kw):
+    """A button in a panel that opens ``layer``'s panel for ``feature_id`` (callbacks/map.py)."""
+    return html.Button(label, id=link_id(layer, feature_id), n_clicks=0, type="button", className="panel-link",
+                       **({"data-testid": test_id} if test_id else {}), **kw)

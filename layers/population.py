@@ -18,7 +18,7 @@ import dash_mantine_components as dmc
 
 from geodata.i18n import pick, t
 from geodata.queries import layers as q
-from layers.base import Layer, LegendItem, ViewRequest, option_id
+from layers.base import Layer, LegendItem, Selection, ViewRequest, option_id
 
 COLORS = ["#ffffcc", "#a1dab4", "#41b6c4", "#2c7fb8", "#253494"]
 METRICS = ("total", "share60", "households")
@@ -88,6 +88,14 @@ class PopulationLayer(Layer):
             out["classes"] = {m: class_breaks(q.population_values(session, level, m)) for m in METRICS}
         out.update(level=level, metric=metric, colors=COLORS)
         return out
+
+    def select(self, feature):
+        """A unit of the choropleth opens its own panel: the village's or the grid's."""
+        chosen = super().select(feature)
+        if chosen is None or chosen.zoom_to:
+            return chosen
+        kind = (feature.get("properties") or {}).get("kind")
+        return Selection("grids" if kind == "grid" else "villages", feature)
 
     def legend(self, lang, hideout):
         metric = hideout.get("metric", "total")

@@ -7,6 +7,7 @@ from layers.events import EventLayer
 from layers.grids import GridLayer
 from layers.labels import LabelLayer
 from layers.outline import CountyLayer, TownLayer
+from layers.patrol import PatrolCoverageLayer
 from layers.population import PopulationLayer
 from layers.resources import ResourceLayer
 from layers.sensors import SensorLayer
@@ -19,6 +20,7 @@ LAYERS: dict[str, Layer] = {
         VillageLayer(),
         TownLayer(),
         GridLayer(),
+        PatrolCoverageLayer(),
         PopulationLayer(),
         ResourceLayer(),
         SensorLayer(),

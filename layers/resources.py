@@ -16,6 +16,7 @@ class ResourceLayer(Layer):
     point_to_layer = "resource"
     cluster = True
     z_index = 600
+    link_key = "resource"
 
     def request_key(self, req, view_key):
         # Small layer: load the whole county once per sub-type selection.

@@ -1,6 +1,7 @@
 """物联感知: sensors coloured by status; counts per village when zoomed out.
 
-Live: the shared clock patches ``hideout`` only — ``live`` ({sensor id: status}
+Live (:meth:`SensorLayer.live_patch`, called on the map's shared clock by
+callbacks/map.py like any layer's): the clock patches ``hideout`` only — ``live`` ({sensor id: status}
 for sensors whose status changed since the page was built) and ``agg``
 ({aggregate feature id: [count, alarm, offline]}) — which the JS point function
 reads in preference to the loaded data, so the layer is never re-sent.
@@ -33,6 +34,7 @@ class SensorLayer(Layer):
     village_zoom = 12   # below: counts per town; from here: counts per village
     point_to_layer = "sensor"
     z_index = 620
+    link_key = "sensor"
 
     def features(self, session, req: ViewRequest) -> dict:
         if req.zoom < self.village_zoom:
@@ -58,8 +60,12 @@ class SensorLayer(Layer):
         return {"status_colors": STATUS_COLORS,
                 "type_icons": {"manhole": "井", "trash_bin": "桶", "environment": "环", "camera": "摄",
                                "smoke": "烟", "geohazard": "地"},
-                # live state, patched by callbacks/sensors.py on the shared clock
+                # live state, patched by live_patch on the shared clock
                 "live": {}, "agg": {}, "agg_types": None, "live_since": since.isoformat()}
+
+    def live_summary(self, session, lang):
+        # Counted in the user's scope (RLS): the county for county roles, their villages otherwise.
+        return live_counters(sn.status_counts(session), lang)
 
     def live_patch(self, session, hideout: dict, types: list[str] | None):
         """A ``Patch`` of ``hideout`` with what changed since its ``live_since``, or None.

@@ -1,11 +1,11 @@
-"""行政村 boundaries with hover tooltip; click opens the village panel."""
+"""行政村 boundaries with hover tooltip; click opens the village panel, which lists its grids."""
 from dash import html
 
 from geodata.i18n import pick, t
 from geodata.queries import details as d
 from geodata.queries import layers as q
 from layers.base import Layer, LegendItem, ViewRequest, as_int, not_found
-from layers.panel import facts, fmt_area, fmt_int, fmt_pct, header
+from layers.panel import facts, fmt_area, fmt_int, fmt_pct, header, link_button
 
 
 class VillageLayer(Layer):
@@ -14,6 +14,8 @@ class VillageLayer(Layer):
     style = "village"
     on_each_feature = "villageTooltip"
     z_index = 300
+    link_key = "village"
+    highlight = True
 
     def request_key(self, req, view_key):
         # 137 polygons: reload only when the zoom (and so the simplification) changes a lot.
@@ -28,6 +30,9 @@ class VillageLayer(Layer):
 
     def legend(self, lang, hideout):
         return [LegendItem("行政村界", "Village boundary", "#2f6f4f", "line")]
+
+    def focus(self, session, feature_id):
+        return q.village_bounds(session, feature_id)
 
     def details(self, session, feature, lang):
         vid = as_int(feature.get("properties", {}).get("id", feature.get("id")))
@@ -54,6 +59,7 @@ class VillageLayer(Layer):
                 ("field.grids", fmt_int(v["grids"])),
                 ("field.sensors", sensors),
             ], lang, test_id="village-facts"),
+            *_grid_links(d.village_grids(session, vid), lang),
             html.H4(t("field.resources", lang), className="panel-section"),
             html.Ul(res_rows, className="panel-list"),
             html.H4(pick("导出本村", "Export this village", lang), className="panel-section"),
@@ -63,3 +69,13 @@ class VillageLayer(Layer):
                 className="export-links",
             ),
         ])
+
+
+def _grid_links(grids: list[dict], lang: str) -> list:
+    """The village's grids, each a button down to the grid's own panel."""
+    if not grids:
+        return []
+    return [html.H4(pick(f"本村网格({len(grids)})", f"Grids of this village ({len(grids)})", lang),
+                    className="panel-section"),
+            html.Div([link_button("grids", g["id"], f"{g['code'][-3:]} {g['name']}", title=g["code"])
+                      for g in grids], className="panel-links", **{"data-testid": "village-grids"})]

@@ -296,7 +296,9 @@ def test_read_only_roles_get_no_report_button_and_no_actions(live_app, page, wor
     page.wait_for_timeout(800)
     assert page.locator("#event-report-open").count() == 0
     # The indicators are there for the leader too (county scope).
-    assert page.locator(".kpi").count() == 5
+    # GB/T 30428's four rates, the overdue count, and the reporters' 满意率 (issue 17).
+    assert page.locator(".kpi").count() == 6
+    assert page.locator(".kpi[data-kpi=satisfaction]").count() == 1
     assert not page.errors, page.errors
 
 
@@ -349,6 +351,9 @@ def test_boundary_event_needs_a_grid_and_a_postponement_needs_a_date_in_english(
     route = page.locator("[data-testid=event-route]").inner_text()
     assert boundary_event["b_code"].strip() in route and boundary_event["b_worker"] in route
     assert page.locator(".evt-panel [data-flag=boundary]").count() == 0
+    # The timeline records which candidate grid was chosen.
+    dispatched = page.locator("[data-testid=event-timeline] li[data-action=dispatch]").inner_text()
+    assert "Chosen grid: " + boundary_event["b_code"].strip() in dispatched, dispatched
 
     # 缓办 needs a new due date and a reason.
     assert "new due date" in _act(page, "postpone", "waiting for a tow truck") and _state(page) == "dispatched"
@@ -360,4 +365,40 @@ def test_boundary_event_needs_a_grid_and_a_postponement_needs_a_date_in_english(
     assert "-15 23:59" in page.locator("[data-testid=event-facts] [data-field=due_at]").inner_text()
     assert "In progress" in _act(page, "resume") and _state(page) == "in_progress"
     shot(page, "events-08-boundary-postpone-en")
+    assert not page.errors, page.errors
+
+
+@pytest.fixture
+def report_into_neighbour(app_engine, demo_db, cleanup):
+    """The demo grid worker's patrol report at a point of a grid that is not theirs (their scope)."""
+    from geodata import events as ev
+    from geodata import users
+    from geodata.db import SYSTEM, make_sessionmaker, scoped
+
+    factory = make_sessionmaker(app_engine)
+    with scoped(factory, SYSTEM) as s:
+        scope = users.scope_for(s, users.find_user(s, "worker"))
+    mine = ",".join(f"'{u}'" for u in scope.grid_uids)
+    spot = _query(app_engine, f"""
+        SELECT g.code, ST_X(ST_PointOnSurface(g.geom)) AS lon, ST_Y(ST_PointOnSurface(g.geom)) AS lat
+          FROM grid g WHERE g.valid_to IS NULL AND g.village_id = ANY(:v) AND g.uid::text NOT IN ({mine})
+         ORDER BY g.code LIMIT 1""", v=list(scope.village_ids))[0]
+    with scoped(factory, scope) as s, s.begin():
+        ref = ev.create_event(s, lon=spot["lon"], lat=spot["lat"], subclass="0102", source="patrol",
+                              description=f"邻格的垃圾 {TAG}", actor=ev.Actor("网格员(演示)", "grid_worker", scope.user_id))
+    return {"id": ref.id, "code": spot["code"]}
+
+
+def test_reporter_sees_a_report_routed_to_a_neighbours_grid_read_only(live_app, page, report_into_neighbour):
+    """Issue 18: a worker who reports into a neighbour's grid keeps sight of the report (read-only)."""
+    base, eid = live_app["url"], report_into_neighbour["id"]
+    login(page, base, "worker")
+    page.goto(f"{base}/?event={eid}")
+    page.wait_for_selector(f".evt-panel[data-event='{eid}']", timeout=30_000)
+    assert _state(page) == "reported"
+    assert page.locator("[data-testid=event-read-only]").count() == 1
+    assert page.locator(".evt-panel [data-testid=event-actions]").count() == 0
+    assert page.locator("[data-testid=event-timeline] li[data-action=report]").count() == 1
+    assert report_into_neighbour["code"].strip() in page.locator("[data-testid=event-route]").inner_text()
+    shot(page, "events-18-reporter-read-only")
     assert not page.errors, page.errors

@@ -8,9 +8,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import text
 
-# Registers the live callbacks before the first app is built; map_app.app imports it
-# too once the hook is in place (harmless twice).
-import callbacks.sensors  # noqa: F401
 from geodata import sensors as sn
 from geodata.db import SYSTEM, ScopedSession, apply_scope
 from tests.browser.conftest import login, shot

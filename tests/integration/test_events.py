@@ -19,6 +19,7 @@ from geodata.db import SYSTEM, Scope, apply_scope, make_engine, make_sessionmake
 from geodata.events import (
     Actor, EventInputError, EventNotFound, InvalidTransition, PermissionDenied, StaleVersion,
 )
+from geodata.queries import event_list as el
 from geodata.workflow import State
 from tests.conftest import rolled_back_connection, session_for
 from tests.integration.event_world import build_world, destroy_world
@@ -379,6 +380,11 @@ def test_boundary_event_cannot_be_dispatched_until_the_grid_is_confirmed(s, worl
     assert r.version == 3 and e["grid_uid"] == world.grids["a2"] and e["worker_id"] == world.workers["a2"]
     assert not e["boundary_pending"] and e["state"] == "dispatched"
     assert ev.event_history(s, ref.id)[-1]["data"]["grid_uid"] == world.grids["a2"]
+    # The timeline names the candidate chosen (code + name), not only a uid.
+    grid = s.execute(text("SELECT code, name FROM grid WHERE uid = CAST(:u AS uuid) AND valid_to IS NULL"),
+                     {"u": world.grids["a2"]}).mappings().one()
+    assert ev.event_history(s, ref.id)[-1]["data"]["chosen_grid"] == {"code": grid["code"].strip(), "name": grid["name"]}
+    assert "chosen_grid" not in ev.event_history(s, ref.id)[-2]["data"]  # accept without a grid chose nothing
 
 
 def test_postpone_reassign_escalate(s, world):
@@ -466,10 +472,20 @@ def test_grid_worker_sees_and_handles_only_events_of_own_grid(conn, world):
         ev.transition(ws, theirs.id, "start", WORKER, 3)
     with pytest.raises(PermissionDenied):
         ev.transition(ws, mine.id, "close", WORKER, 4)
-    # reporting on patrol into the neighbour's grid works; the event then belongs to them
-    new = report(ws, world.P_CROSS, actor=WORKER)
-    assert new.created and new.grid_uid == world.grids["a2"] and ev.get_event(ws, new.id) is None
-    assert ev.get_event(session_for(conn), new.id)["reported_by"] == WORKER.name
+    # reporting on patrol into the neighbour's grid works; the event then belongs to them,
+    # but the reporter still reads it, its timeline and photos (migration 0020) — and only reads
+    new = report(ws, world.P_CROSS, actor=WORKER, photos=[PNG])
+    assert new.created and new.grid_uid == world.grids["a2"]
+    seen = ev.get_event(ws, new.id)
+    assert seen is not None and seen["reported_by"] == WORKER.name and seen["state"] == "reported"
+    assert [h["action"] for h in ev.event_history(ws, new.id)] == ["report"]
+    assert ws.execute(text("SELECT count(*) FROM event_photo WHERE event_id = :i"), {"i": new.id}).scalar() == 1
+    assert not el.in_own_scope(ws, new.id) and el.in_own_scope(ws, mine.id)
+    with pytest.raises(EventNotFound):
+        ev.transition(ws, new.id, "accept", Actor("网格员甲一", "village_official", 8), 1)
+    # Another worker of the village sees neither the report nor its history.
+    other = session_for(conn, Scope(frozenset({world.village_a}), "grid_worker", 9, frozenset({world.grids["a1"]})))
+    assert ev.get_event(other, new.id) is None and ev.event_history(other, new.id) == []
 
 
 # -- concurrency: one of fifty ------------------------------------------------------------------
