@@ -21,6 +21,7 @@ import time
 from sqlalchemy import text
 
 from bench.common import bench_database, median, timed
+from geodata.workflow import State
 
 RUNS = 7
 
@@ -62,8 +63,8 @@ INSERT INTO event (id, reported_at, village_id, town_id, grid_uid, grid_id, work
                    evaluated_at, rating, rework_count, updated_at)
 SELECT nextval('event_id_seq'), rep, village_id, town_id, uid, grid_id, worker_id, department, 'grid',
        class_code, sub, '合成事件 synthetic', 'normal', source, geom, 'bench',
-       CASE WHEN disp IS NULL THEN 'rejected' WHEN closed IS NULL THEN 'in_progress'
-            WHEN r1 > 0.5 THEN 'evaluated' ELSE 'closed' END,
+       CASE WHEN disp IS NULL THEN CAST(:rejected AS text) WHEN closed IS NULL THEN CAST(:in_progress AS text)
+            WHEN r1 > 0.5 THEN CAST(:evaluated AS text) ELSE CAST(:closed AS text) END,
        1, disp, sla,
        CASE WHEN r2 BETWEEN 0.06 AND 0.09 THEN sla + interval '72 hours' ELSE sla END,
        CASE WHEN r2 BETWEEN 0.06 AND 0.09 THEN 1 ELSE 0 END,
@@ -91,7 +92,9 @@ def synthesize(owner_engine, n: int, days: float, seed: float) -> float:
         apply_scope(conn, SYSTEM)
         conn.execute(text("SELECT setseed(:s)"), {"s": seed})
         conn.execute(text("ALTER TABLE event DISABLE TRIGGER USER"))
-        conn.execute(text(SYNTH), {"n": int(n), "days": float(days)})
+        conn.execute(text(SYNTH), {"n": int(n), "days": float(days),
+                                   **{s.value: s.value for s in (State.REJECTED, State.IN_PROGRESS, State.EVALUATED,
+                                                                 State.CLOSED)}})
         conn.execute(text("ALTER TABLE event ENABLE TRIGGER USER"))
     return time.perf_counter() - t0
 
@@ -206,7 +209,7 @@ def _report_cost(owner_engine, n: int = 30) -> dict:
 
 
 def run() -> list[dict]:
-    from etl.demo_county import load_demo
+    from etl.demo import load_demo
     from geodata.db import SYSTEM, apply_scope, make_engine
 
     rows: list[dict] = []

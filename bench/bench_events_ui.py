@@ -12,13 +12,13 @@ realistic load). Each figure is printed beside a baseline measured in the same r
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import text
 
 from bench.common import median, p95, timed
-
-CST = timezone(timedelta(hours=8))
+from geodata.clock import display_zone
+from geodata.workflow import State
 
 
 def _python_indicators(session, start, end):
@@ -26,10 +26,10 @@ def _python_indicators(session, start, end):
     rows = session.execute(
         text(
             "SELECT dispatched_at, closed_at, due_at, sla_due_at, postpone_count, rework_count FROM event"
-            " WHERE sla_due_at IS NOT NULL AND state <> 'rejected'"
+            " WHERE sla_due_at IS NOT NULL AND state <> :rejected"
             "   AND ((sla_due_at >= :s AND sla_due_at < :e) OR (closed_at >= :s AND closed_at < :e))"
         ),
-        {"s": start, "e": end},
+        {"s": start, "e": end, "rejected": State.REJECTED.value},
     ).all()
     n = c = t = p = w = 0
     hours = []
@@ -62,7 +62,7 @@ def run() -> list[dict]:
             db.engine.dispose()
             return [dict(name="events UI", value=None, baseline=None, unit="",
                          note="no events in the dev database: dvmap demo-data --events 100000")]
-        end = datetime.now(CST)
+        end = datetime.now(display_zone())
         year, month = end - timedelta(days=365), end - timedelta(days=30)
 
         capped = timed(lambda: el.event_rows(s, state_group="all", start=year, end=end), repeat=7)

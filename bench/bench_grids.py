@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 
 from bench.common import bench_database, median, p95, timed
+from geodata.config import METRIC_SRID, STORAGE_SRID
 
 
 def _python_validate(s, village_id, uid, geom_wkb):
@@ -23,7 +24,7 @@ def _python_validate(s, village_id, uid, geom_wkb):
     from pyproj import Transformer
     from sqlalchemy import text
 
-    fw = Transformer.from_crs(4490, 4549, always_xy=True)
+    fw = Transformer.from_crs(STORAGE_SRID, METRIC_SRID, always_xy=True)
     rows = s.execute(text(
         "SELECT uid::text, ST_AsBinary(geom) FROM grid WHERE village_id = :v AND valid_to IS NULL"
     ), {"v": village_id}).all()
@@ -46,7 +47,7 @@ def _python_validate(s, village_id, uid, geom_wkb):
 def run() -> list[dict]:
     from sqlalchemy import text
 
-    from etl.demo_county import load_demo
+    from etl.demo import load_demo
     from geodata import grids as G
     from geodata.db import SYSTEM, Database, apply_scope, make_engine
     from geodata.events import Actor

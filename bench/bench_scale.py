@@ -13,6 +13,7 @@ import time
 from sqlalchemy import text
 
 from bench.common import median, p95, timed
+from geodata.config import STORAGE_SRID
 
 N = int(os.environ.get("DVMAP_BENCH_EVENTS", "1000000"))
 DB = "dvmap_bench_1m"
@@ -22,7 +23,7 @@ def _database() -> dict:
     """The kept benchmark database, built when missing or holding another N."""
     from etl.bulk_events import load_synthetic
     from etl.demo_accounts import ensure_demo_accounts
-    from etl.demo_county import load_demo
+    from etl.demo import load_demo
     from geodata import migrate
     from geodata.cluster import LocalCluster
     from geodata.config import get_settings
@@ -74,8 +75,8 @@ def _route_and_viewport(db: dict) -> list[dict]:
         queries = {
             "select1": "SELECT 1",
             "route": "SELECT * FROM dvmap_route_event(:x, :y, '0101', 30)",
-            "contain": "SELECT id FROM grid WHERE valid_to IS NULL AND geom && ST_SetSRID(ST_MakePoint(:x, :y), 4490)"
-                       " AND ST_Intersects(geom, ST_SetSRID(ST_MakePoint(:x, :y), 4490))",
+            "contain": f"SELECT id FROM grid WHERE valid_to IS NULL AND geom && ST_SetSRID(ST_MakePoint(:x, :y), {STORAGE_SRID})"
+                       f" AND ST_Intersects(geom, ST_SetSRID(ST_MakePoint(:x, :y), {STORAGE_SRID}))",
         }
         times = {k: [] for k in queries}
         pending = 0
@@ -144,7 +145,7 @@ def _bulk_load() -> list[dict]:
 
     from bench.common import bench_database
     from etl.bulk_events import copy_and_route, synthetic_events
-    from etl.demo_county import load_demo
+    from etl.demo import load_demo
     from geodata import events as ev
     from geodata.db import SYSTEM, apply_scope, make_engine, make_sessionmaker, scoped
 
@@ -159,7 +160,7 @@ def _bulk_load() -> list[dict]:
         bulk_s = time.perf_counter() - t0
         # Baseline: geopandas to_postgis into a plain table, then route and insert row by row.
         sample = frame.iloc[:n_row]
-        gdf = gpd.GeoDataFrame(sample, geometry=gpd.points_from_xy(sample.lon, sample.lat), crs=4490)
+        gdf = gpd.GeoDataFrame(sample, geometry=gpd.points_from_xy(sample.lon, sample.lat), crs=STORAGE_SRID)
         t0 = time.perf_counter()
         gdf.to_postgis("bench_raw_events", engine, if_exists="replace", index=False)
         factory = make_sessionmaker(engine)

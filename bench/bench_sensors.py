@@ -69,7 +69,7 @@ class Stream:
 
 def _setup(urls):
     from etl.demo_accounts import ensure_demo_accounts
-    from etl.demo_county import load_demo
+    from etl.demo import load_demo
     from geodata.db import SYSTEM, Database
 
     load_demo(urls["owner"], seed=42)

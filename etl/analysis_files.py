@@ -95,8 +95,8 @@ def clusters_file(session, gdf, eps_m: float, min_points: int) -> AnalysisResult
               for i, (a, b) in enumerate(zip(lon, lat))]
     summary = {"points": len(lon), "clusters": len(order), "noise": int((labels < 0).sum())}
     return AnalysisResult("clusters", "密度聚类(DBSCAN)", "Density clusters (DBSCAN)", feats, legend, summary,
-                          [(f"PostGIS ST_ClusterDBSCAN,EPSG:4549,eps {eps:g} 米,最少点数 {mp}",
-                            f"PostGIS ST_ClusterDBSCAN, EPSG:4549, eps {eps:g} m, min points {mp}")],
+                          [(f"PostGIS ST_ClusterDBSCAN,EPSG:{METRIC_SRID},eps {eps:g} 米,最少点数 {mp}",
+                            f"PostGIS ST_ClusterDBSCAN, EPSG:{METRIC_SRID}, eps {eps:g} m, min points {mp}")],
                           {"eps_m": eps, "min_points": mp}, points)
 
 
@@ -134,8 +134,8 @@ def coverage_file(population, value: str, facilities, distance_m: float) -> Anal
     legend = [LegendEntry(f"覆盖 {20 * i}–{20 * (i + 1)}%", f"{20 * i}–{20 * (i + 1)} % covered", c)
               for i, c in enumerate(COVERAGE_COLORS)] + [LegendEntry("服务盲区", "Service desert", DESERT_COLOR)]
     return AnalysisResult("coverage", f"服务覆盖({d:,.0f} 米)", f"Service coverage ({d:,.0f} m)", feats, legend,
-                          summary, [("人口按面要素面积均匀分布;直线距离,EPSG:4549。",
-                                     "Population spread uniformly over each polygon; straight-line distance, EPSG:4549.")],
+                          summary, [(f"人口按面要素面积均匀分布;直线距离,EPSG:{METRIC_SRID}。",
+                                     f"Population spread uniformly over each polygon; straight-line distance, EPSG:{METRIC_SRID}.")],
                           {"distance_m": d, "value": value}, deserts)
 
 

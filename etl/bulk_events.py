@@ -20,7 +20,10 @@ import pandas as pd
 import shapely
 from sqlalchemy import text
 
+from geodata.config import STORAGE_SRID
 from geodata.db import SYSTEM, apply_scope, make_engine
+from geodata.workflow import SETTLED
+from geodata.workflow import State as S
 
 STAGE_COLUMNS = ("lon", "lat", "reported_at", "subclass_code", "urgency", "source", "state", "description",
                  "dispatch_h", "handle_h", "close_h", "rating", "rework")
@@ -30,8 +33,8 @@ STAGE_COLUMNS = ("lon", "lat", "reported_at", "subclass_code", "urgency", "sourc
 # prepared geometry. (Points-outer lookups of 1M points cost ~100 µs each here.)
 _PREPARE_SQL = (
     "DROP TABLE IF EXISTS dvmap_event_pts",
-    """CREATE TEMP TABLE dvmap_event_pts ON COMMIT DROP AS
-       SELECT row_number() OVER () AS rid, s.*, ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4490) AS geom
+    f"""CREATE TEMP TABLE dvmap_event_pts ON COMMIT DROP AS
+       SELECT row_number() OVER () AS rid, s.*, ST_SetSRID(ST_MakePoint(s.lon, s.lat), {STORAGE_SRID}) AS geom
          FROM dvmap_event_stage s""",
     "CREATE INDEX ON dvmap_event_pts USING gist (geom)",
     "ANALYZE dvmap_event_pts",
@@ -61,7 +64,7 @@ WITH routed AS (
 ),
 timed AS (
     SELECT rt.*, t.town_id,
-           CASE WHEN rt.state IN ('reported', 'accepted', 'rejected') THEN NULL
+           CASE WHEN rt.state = ANY(:undispatched) THEN NULL
                 ELSE rt.reported_at + make_interval(secs => rt.dispatch_h * 3600) END AS dispatched_at
       FROM routed rt
       LEFT JOIN village t ON t.id = rt.village_id
@@ -77,15 +80,12 @@ ins AS (
            state, 1, dispatched_at,
            dispatched_at + make_interval(secs => sla_hours * 3600),
            dispatched_at + make_interval(secs => sla_hours * 3600),
-           CASE WHEN state IN ('handled', 'verified', 'closed', 'evaluated')
-                THEN dispatched_at + make_interval(secs => handle_h * 3600) END,
-           CASE WHEN state IN ('verified', 'closed', 'evaluated')
-                THEN dispatched_at + make_interval(secs => (handle_h + 1) * 3600) END,
-           CASE WHEN state IN ('closed', 'evaluated')
-                THEN dispatched_at + make_interval(secs => close_h * 3600) END,
-           CASE WHEN state = 'evaluated' THEN dispatched_at + make_interval(secs => (close_h + 24) * 3600) END,
-           CASE WHEN state IN ('handled', 'verified', 'closed', 'evaluated') THEN '已处置' END,
-           CASE WHEN state = 'evaluated' THEN rating END,
+           CASE WHEN state = ANY(:handled) THEN dispatched_at + make_interval(secs => handle_h * 3600) END,
+           CASE WHEN state = ANY(:verified) THEN dispatched_at + make_interval(secs => (handle_h + 1) * 3600) END,
+           CASE WHEN state = ANY(:settled) THEN dispatched_at + make_interval(secs => close_h * 3600) END,
+           CASE WHEN state = :evaluated THEN dispatched_at + make_interval(secs => (close_h + 24) * 3600) END,
+           CASE WHEN state = ANY(:handled) THEN '已处置' END,
+           CASE WHEN state = :evaluated THEN rating END,
            rework, now()
       FROM timed
      -- Stored month by month, in space order (geohash, ~40 m cells) within a month: a
@@ -98,6 +98,21 @@ INSERT INTO event_history (event_id, event_reported_at, village_id, at, actor, a
                            from_state, to_state, version, note)
 SELECT id, reported_at, village_id, now(), :reported_by, 'system', 'import', NULL, state, 1, :note FROM ins
 """
+
+
+def _values(states) -> list[str]:
+    return [s.value for s in states]
+
+
+#: The milestones a loaded event has passed, by the state it arrives in (a closed event
+#: was dispatched, handled and verified), as the parameters of :data:`_ROUTE_SQL`.
+_MILESTONES = {
+    "undispatched": _values((S.REPORTED, S.ACCEPTED, S.REJECTED)),
+    "handled": _values((S.HANDLED, S.VERIFIED, *sorted(SETTLED))),
+    "verified": _values((S.VERIFIED, *sorted(SETTLED))),
+    "settled": _values(sorted(SETTLED)),
+    "evaluated": S.EVALUATED.value,
+}
 
 
 def synthetic_events(engine, n: int, *, seed: int = 7, years: float = 3.0,
@@ -165,16 +180,16 @@ def synthetic_events(engine, n: int, *, seed: int = 7, years: float = 3.0,
     age_days = age_s / 86400
     states = np.where(
         age_days > 30,
-        rng.choice(["closed", "evaluated", "rejected"], size=n, p=[0.80, 0.15, 0.05]),
-        rng.choice(["reported", "accepted", "dispatched", "in_progress", "handled", "verified", "closed",
-                    "evaluated"], size=n, p=[0.08, 0.07, 0.15, 0.2, 0.1, 0.05, 0.25, 0.10]),
+        rng.choice(_values((S.CLOSED, S.EVALUATED, S.REJECTED)), size=n, p=[0.80, 0.15, 0.05]),
+        rng.choice(_values((S.REPORTED, S.ACCEPTED, S.DISPATCHED, S.IN_PROGRESS, S.HANDLED, S.VERIFIED, S.CLOSED,
+                            S.EVALUATED)), size=n, p=[0.08, 0.07, 0.15, 0.2, 0.1, 0.05, 0.25, 0.10]),
     )
     # Events that cannot be done yet (reported a few hours ago) stay early in the loop.
     dispatch_h = rng.uniform(0.3, 6, n)
     handle_h = rng.gamma(2.0, 12.0, n)
     close_h = handle_h + rng.uniform(2, 30, n)
     young = age_days * 24 < close_h + 30
-    states = np.where(young & np.isin(states, ["closed", "evaluated"]), "in_progress", states)
+    states = np.where(young & np.isin(states, _values(SETTLED)), S.IN_PROGRESS.value, states)
     desc = np.array(["网格员巡查发现", "群众反映", "12345热线转办", "视频AI识别", "上级交办"])[rng.integers(0, 5, n)]
     return pd.DataFrame({
         "lon": np.round(lon, 6), "lat": np.round(lat, 6), "reported_at": reported,
@@ -242,7 +257,7 @@ def copy_and_route(engine, frame: pd.DataFrame, *, reported_by: str = "bulk-impo
                         cp.write(chunk)
             for statement in _PREPARE_SQL:
                 conn.execute(text(statement))
-            conn.execute(text(_ROUTE_SQL), {"reported_by": reported_by, "note": note})
+            conn.execute(text(_ROUTE_SQL), {"reported_by": reported_by, "note": note, **_MILESTONES})
             conn.execute(text("TRUNCATE dvmap_event_stage"))
             total += len(part)
             if progress:

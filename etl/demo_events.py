@@ -21,9 +21,10 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
+from geodata.clock import display_zone
 from geodata.config import METRIC_SRID, STORAGE_SRID
+from geodata.workflow import State
 
-CST = timezone(timedelta(hours=8))
 #: Who reports the demo events (history ``actor``; also how :func:`remove_demo_events` finds them).
 DEMO_REPORTER = "demo-events"
 DAYS = 180
@@ -86,7 +87,7 @@ def generate_events(county_geom, anchors: list[tuple[float, float]], n: int = 15
     if n <= 0:
         return []
     rng = np.random.default_rng(seed)
-    now = (now or datetime.now(CST)).astimezone(CST).replace(minute=0, second=0, microsecond=0)
+    now = (now or datetime.now(timezone.utc)).astimezone(display_zone()).replace(minute=0, second=0, microsecond=0)
     fwd = Transformer.from_crs(STORAGE_SRID, METRIC_SRID, always_xy=True)
     inv = Transformer.from_crs(METRIC_SRID, STORAGE_SRID, always_xy=True)
     region = shapely.transform(county_geom, lambda xy: np.column_stack(fwd.transform(xy[:, 0], xy[:, 1])))
@@ -340,9 +341,9 @@ def advance_demo_events(session, seed: int = 7, now: datetime | None = None) -> 
         SELECT e.id, e.version, e.reported_at, e.boundary_pending, e.candidate_grid_uids::text[] AS candidates,
                r.client_key
           FROM event e LEFT JOIN event_request r ON r.event_id = e.id AND r.reported_at = e.reported_at
-         WHERE e.reported_by = :who AND e.state = 'reported' AND e.version = 1
+         WHERE e.reported_by = :who AND e.state = :reported AND e.version = 1
          ORDER BY e.reported_at, e.id
-        """), {"who": DEMO_REPORTER}).mappings().all()
+        """), {"who": DEMO_REPORTER, "reported": State.REPORTED.value}).mappings().all()
     actor = Actor(DEMO_REPORTER, "system")
     moved = steps = 0
     for row in rows:

@@ -8,7 +8,6 @@ CRS without guessing; CSV is UTF-8 with a BOM so that Excel opens it correctly.
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 import warnings
 import zipfile
@@ -18,6 +17,7 @@ from pathlib import Path
 from geodata import export as gx
 from geodata.config import STORAGE_SRID, get_settings
 from geodata.i18n import BilingualError
+from geodata.offline_html import LEAFLET_DIR, inline_leaflet  # noqa: F401  (re-exported: callers and tests)
 
 FORMATS = {"geojson": ".geojson", "gpkg": ".gpkg", "shp": ".zip", "csv": ".csv"}
 MEDIA_TYPES = {"geojson": "application/geo+json", "gpkg": "application/geopackage+sqlite3",
@@ -303,50 +303,6 @@ def village_map_html(session, village_code: str, dest: str | Path, tile_url: str
     page, inlined = inline_leaflet(page)
     dest.write_text(page, encoding="utf-8")
     return ExportResult(dest, counts, offline=inlined)
-
-
-#: Debian's libjs-leaflet; when installed, the HTML embeds Leaflet and works offline.
-LEAFLET_DIR = Path("/usr/share/javascript/leaflet")
-_CDN_SCRIPT = re.compile(r'[ \t]*<script src="https?://[^"]+"></script>\n?')
-_CDN_CSS = re.compile(r'[ \t]*<link rel="stylesheet" href="https?://[^"]+"/>\n?')
-
-
-# folium's popups and start-up call jQuery for two things only: $(`<html>`)[0] and $(document).ready(f).
-_JQUERY_SHIM = """window.$ = window.$ || function (x) {
-  if (typeof x === 'string') { var t = document.createElement('template'); t.innerHTML = x.trim();
-                               return [t.content.firstChild]; }
-  return {ready: function (f) { if (document.readyState !== 'loading') { f(); }
-                                else { document.addEventListener('DOMContentLoaded', f); } }};
-};"""
-
-
-def inline_leaflet(page: str, leaflet_dir: Path = LEAFLET_DIR) -> tuple[str, bool]:
-    """Replace folium's CDN links by Leaflet itself, so the page needs no network.
-
-    Only Leaflet is needed by the elements used here, plus a few lines standing in for the
-    two jQuery calls folium makes (no Bootstrap or icon fonts).
-
-    Parameters
-    ----------
-    page : str
-        The rendered folium HTML.
-    leaflet_dir : Path
-        Where leaflet.js and leaflet.css are (Debian: /usr/share/javascript/leaflet).
-
-    Returns
-    -------
-    tuple of (str, bool)
-        The page, and whether Leaflet was embedded (False: the CDN links are kept).
-    """
-    js, css = leaflet_dir / "leaflet.js", leaflet_dir / "leaflet.css"
-    if not (js.is_file() and css.is_file()):
-        return page, False
-    js_text = js.read_text(encoding="utf-8").replace("</script", "<\\/script")
-    css_text = css.read_text(encoding="utf-8")
-    page = _CDN_SCRIPT.sub("", page)
-    page = _CDN_CSS.sub("", page)
-    assets = f"<style>{css_text}</style>\n<script>{js_text}</script>\n<script>{_JQUERY_SHIM}</script>\n"
-    return page.replace("<head>", "<head>\n" + assets, 1), True
 
 
 def _esc(text: str) -> str:

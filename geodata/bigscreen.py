@@ -4,7 +4,7 @@ Every function takes a scoped session (row-level security decides what counts)
 and plain values, and returns plain data. The GB indicators (结案率, 按期结案率,
 返工率, 平均处置时长, 超期未结, reported counts) all come from
 :func:`geodata.events.indicators` — one implementation of the formulas; this module
-only picks the periods (today and this month, China time, up to now).
+only picks the periods (today and this month in the display zone, up to now).
 
 Charts of the county scope read ``event_daily`` (migration 0008), a summary kept
 current by a trigger, so a refresh reads a few thousand rows instead of a month
@@ -16,18 +16,21 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any, Mapping, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geodata.config import METRIC_SRID
+from geodata.clock import day_start, display_zone, zone_name
+from geodata.config import DEFAULT_TIMEZONE, METRIC_SRID, STORAGE_SRID
 from geodata.events import indicators
 from geodata.workflow import OPEN, STATE_COLORS, STATE_LABELS, State
 
 log = logging.getLogger(__name__)
-CST = timezone(timedelta(hours=8))
+#: The zone of ``event_daily``'s days: migration 0008's ``dvmap_local_day`` fixes it in
+#: SQL, so with another ``DVMAP_TIMEZONE`` the charts count from ``event`` instead.
+SUMMARY_ZONE = DEFAULT_TIMEZONE
 #: Days in the trend chart and the breakdowns.
 TREND_DAYS = 30
 #: Hours of events drawn as live points.
@@ -51,7 +54,7 @@ _OPEN_SQL = ", ".join(f"'{s.value}'" for s in sorted(OPEN, key=lambda s: s.value
 
 @dataclass(frozen=True)
 class Periods:
-    """The big screen's clock: now, and the starts of today and this month (China time)."""
+    """The big screen's clock: now, and the starts of today and this month (display zone)."""
 
     now: datetime
     day_start: datetime
@@ -63,7 +66,7 @@ class Periods:
 
 
 def periods(now: datetime) -> Periods:
-    """Today and this month in China time, for ``now`` (an aware datetime).
+    """Today and this month in the display zone (``DVMAP_TIMEZONE``), for ``now`` (an aware datetime).
 
     Parameters
     ----------
@@ -73,9 +76,9 @@ def periods(now: datetime) -> Periods:
     -------
     Periods
     """
-    local = now.astimezone(CST)
-    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    return Periods(now=now, day_start=day, month_start=day.replace(day=1))
+    today = now.astimezone(display_zone()).date()
+    # day_start: midnight as the zone has it that day (a DST zone's offset may differ from now's)
+    return Periods(now=now, day_start=day_start(today), month_start=day_start(today.replace(day=1)))
 
 
 def db_now(session: Session) -> datetime:
@@ -91,8 +94,11 @@ def _scope_is_county(session: Session) -> bool:
 
 
 def use_summary(session: Session, village_ids: Sequence[int] | None, town_id: int | None = None) -> bool:
-    """True when the county summary ``event_daily`` answers for this scope and filter."""
-    return village_ids is None and _scope_is_county(session)
+    """True when the county summary ``event_daily`` answers for this scope and filter.
+
+    Only when its days are the display zone's days (:data:`SUMMARY_ZONE`).
+    """
+    return village_ids is None and zone_name() == SUMMARY_ZONE and _scope_is_county(session)
 
 
 def _vids(village_ids) -> list[int] | None:
@@ -209,7 +215,7 @@ def _tile_counts(session: Session, village_ids) -> Mapping:
 
 def trend(session: Session, days: int = TREND_DAYS, *, now: datetime | None = None,
           village_ids: Sequence[int] | None = None, summary: bool | None = None) -> list[dict]:
-    """Events reported and closed per China-time day over the last ``days`` days (today included).
+    """Events reported and closed per local day (display zone) over the last ``days`` days (today included).
 
     Parameters
     ----------
@@ -237,17 +243,16 @@ def trend(session: Session, days: int = TREND_DAYS, *, now: datetime | None = No
         rows = session.execute(text(
             """
             WITH b AS (
-                SELECT dvmap_local_day(reported_at) AS day, 1 AS r, 0 AS c FROM event e
+                SELECT (reported_at AT TIME ZONE :tz)::date AS day, 1 AS r, 0 AS c FROM event e
                  WHERE reported_at >= :t0 AND reported_at < :t1
                    AND (CAST(:vids AS integer[]) IS NULL OR e.village_id = ANY(CAST(:vids AS integer[])))
                 UNION ALL
-                SELECT dvmap_local_day(closed_at), 0, 1 FROM event e
+                SELECT (closed_at AT TIME ZONE :tz)::date, 0, 1 FROM event e
                  WHERE closed_at >= :t0 AND closed_at < :t1
                    AND (CAST(:vids AS integer[]) IS NULL OR e.village_id = ANY(CAST(:vids AS integer[])))
             )
             SELECT day, sum(r)::int AS reported, sum(c)::int AS closed FROM b GROUP BY day
-            """), {"t0": datetime.combine(first, datetime.min.time(), CST),
-                   "t1": datetime.combine(last + timedelta(days=1), datetime.min.time(), CST),
+            """), {"t0": day_start(first), "t1": day_start(last + timedelta(days=1)), "tz": zone_name(),
                    "vids": _vids(village_ids)}).mappings().all()
     by_day = {r["day"]: r for r in rows}
     out = []
@@ -289,8 +294,7 @@ def breakdown(session: Session, days: int = TREND_DAYS, *, now: datetime | None 
              WHERE reported_at >= :t0 AND reported_at < :t1
                AND (CAST(:vids AS integer[]) IS NULL OR e.village_id = ANY(CAST(:vids AS integer[])))
              GROUP BY GROUPING SETS ((class_code), (source), (town_id))
-            """), {"t0": datetime.combine(first, datetime.min.time(), CST),
-                   "t1": datetime.combine(last + timedelta(days=1), datetime.min.time(), CST),
+            """), {"t0": day_start(first), "t1": day_start(last + timedelta(days=1)),
                    "vids": _vids(village_ids)}).mappings().all()
     # GROUPING bits: class_code 4, source 2, town_id 1 (a bit is set when the column is rolled up)
     cls = {r["class_code"]: r["n"] for r in counted if r["g"] == 3}
@@ -339,7 +343,7 @@ def live_events(session: Session, *, now: datetime | None = None, hours: int = L
                                  'color', CASE e.state {colors} ELSE '#888888' END,
                                  'label', CASE e.state {labels} ELSE e.state END,
                                  'name', s.name_zh, 'village', v.name,
-                                 'at', to_char(e.reported_at AT TIME ZONE 'Asia/Shanghai', 'MM-DD HH24:MI'),
+                                 'at', to_char(e.reported_at AT TIME ZONE :tz, 'MM-DD HH24:MI'),
                                  'new', e.reported_at >= :pulse,
                                  'overdue', e.state IN ({_OPEN_SQL}) AND e.due_at < :now) AS properties
           FROM event e
@@ -349,7 +353,7 @@ def live_events(session: Session, *, now: datetime | None = None, hours: int = L
          ORDER BY e.reported_at DESC, e.id DESC
          LIMIT :limit
         """, {"since": now - timedelta(hours=hours), "pulse": now - timedelta(minutes=pulse_minutes),
-              "now": now, "limit": int(limit)})
+              "now": now, "limit": int(limit), "tz": zone_name()})
 
 
 def alarm_sensors(session: Session, limit: int = 2000) -> dict:
@@ -358,12 +362,12 @@ def alarm_sensors(session: Session, limit: int = 2000) -> dict:
         SELECT 'Feature' AS type, s.id AS id, ST_AsGeoJSON(s.geom, 6)::json AS geometry,
                json_build_object('id', s.id, 'kind', 'sensor', 'code', s.code, 'type', t.name_zh,
                                  'village', v.name,
-                                 'seen', to_char(s.last_seen_at AT TIME ZONE 'Asia/Shanghai', 'MM-DD HH24:MI'))
+                                 'seen', to_char(s.last_seen_at AT TIME ZONE :tz, 'MM-DD HH24:MI'))
                    AS properties
           FROM sensor s JOIN sensor_type t ON t.code = s.type LEFT JOIN village v ON v.id = s.village_id
          WHERE s.status = 'alarm'
          ORDER BY s.id LIMIT :limit
-        """, {"limit": int(limit)})
+        """, {"limit": int(limit), "tz": zone_name()})
 
 
 def hotspots(session: Session, *, now: datetime | None = None, days: int = HOTSPOT_DAYS,
@@ -392,7 +396,7 @@ def hotspots(session: Session, *, now: datetime | None = None, days: int = HOTSP
     return _fc(session, f"""
         WITH p AS (
             SELECT ST_Transform(e.geom, {METRIC_SRID}) AS g FROM event e
-             WHERE e.reported_at >= :since AND e.reported_at <= :now AND e.state <> 'rejected'
+             WHERE e.reported_at >= :since AND e.reported_at <= :now AND e.state <> :rejected
                AND (CAST(:vids AS integer[]) IS NULL OR e.village_id = ANY(CAST(:vids AS integer[])))
         ), c AS (
             SELECT floor(ST_X(g) / {m})::bigint AS ix, floor(ST_Y(g) / {m})::bigint AS iy, count(*) AS n
@@ -400,11 +404,12 @@ def hotspots(session: Session, *, now: datetime | None = None, days: int = HOTSP
         )
         SELECT 'Feature' AS type, ix || ':' || iy AS id,
                ST_AsGeoJSON(ST_Transform(ST_MakeEnvelope(ix * {m}, iy * {m}, (ix + 1) * {m}, (iy + 1) * {m},
-                                                         {METRIC_SRID}), 4490), 6)::json AS geometry,
+                                                         {METRIC_SRID}), {STORAGE_SRID}), 6)::json AS geometry,
                json_build_object('kind', 'hotspot', 'method', 'cells', 'n', n,
                                  'level', ntile(5) OVER (ORDER BY n)) AS properties
           FROM c
-        """, {"since": now - timedelta(days=days), "now": now, "vids": _vids(village_ids)})
+        """, {"since": now - timedelta(days=days), "now": now, "vids": _vids(village_ids),
+              "rejected": State.REJECTED.value})
 
 
 def _gistar(session: Session, now: datetime, days: int, village_ids) -> dict | None:

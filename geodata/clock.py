@@ -7,7 +7,7 @@ audit log and CLI lines format times through :func:`fmt_local`, so a sensor read
 from __future__ import annotations
 
 import functools
-from datetime import date, datetime, timezone, tzinfo
+from datetime import date, datetime, time, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from geodata.config import get_settings
@@ -32,6 +32,34 @@ def display_zone() -> tzinfo:
         The setting names no IANA time zone.
     """
     return _zone(get_settings().timezone)
+
+
+def zone_name() -> str:
+    """The IANA name of the display zone, for SQL (``(t AT TIME ZONE :tz)::date``).
+
+    Raises
+    ------
+    ValueError
+        The setting names no IANA time zone (checked here, so SQL never sees a bad name).
+    """
+    name = get_settings().timezone
+    _zone(name)
+    return name
+
+
+def local_today(now: datetime | None = None) -> date:
+    """The display zone's date at ``now`` (default: the current time)."""
+    return to_local(now or datetime.now(timezone.utc)).date()
+
+
+def day_start(day: date) -> datetime:
+    """The first instant of ``day`` in the display zone (an aware datetime)."""
+    return datetime.combine(day, time.min, display_zone())
+
+
+def as_local(value: datetime) -> datetime:
+    """``value`` if aware; a naive value is read as display-zone wall time (what a person typed)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=display_zone())
 
 
 def to_local(value: datetime) -> datetime:

@@ -17,6 +17,13 @@ STORAGE_SRID = 4490
 #: Metric CRS for areas, buffers and distances: CGCS2000 / 3-degree Gauss-Kruger
 #: CM 120E — the zone the demo county (Deqing, ~120.0E) lies in.
 METRIC_SRID = 4549
+#: WGS84 geographic (EPSG:4326): what GPS, GeoJSON readers and most outside files speak.
+WGS84_SRID = 4326
+#: Web Mercator (EPSG:3857): the tiles' CRS (Tianditu ``_w``, OSM), used for raster overlays.
+WEB_MERCATOR_SRID = 3857
+
+#: The county's clock when ``DVMAP_TIMEZONE`` is unset (China has one zone).
+DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -139,7 +146,7 @@ class Settings:
     port: int = field(default_factory=lambda: int(_env("DVMAP_PORT", "8050")))
     secret_key: str | None = field(default_factory=lambda: _env("DVMAP_SECRET_KEY"))
     #: the zone every time shown to a person is in (stored times are UTC); see geodata.clock
-    timezone: str = field(default_factory=lambda: _env("DVMAP_TIMEZONE", "Asia/Shanghai"))
+    timezone: str = field(default_factory=lambda: _env("DVMAP_TIMEZONE", DEFAULT_TIMEZONE))
     debug: bool = field(default_factory=lambda: _env("DVMAP_DEBUG", "0") == "1")
     open311_read_key: bool = field(default_factory=lambda: _env("DVMAP_OPEN311_READ_KEY", "0") == "1")
     #: imports (etl/importers/archive.py Limits): what one upload may expand to, its entry count,
@@ -148,6 +155,11 @@ class Settings:
     import_max_entries: int = field(default_factory=lambda: int(_env("DVMAP_IMPORT_MAX_ENTRIES", "200")))
     import_max_vertices: int = field(default_factory=lambda: int(_env("DVMAP_IMPORT_MAX_VERTICES", "200000")))
     import_feature_seconds: float = field(default_factory=lambda: float(_env("DVMAP_IMPORT_FEATURE_SECONDS", "5")))
+    #: field app (geodata/field): a grid's area within this distance of the week's patrol tracks is
+    #: covered; grids below the share are flagged; track points older than the days are deleted
+    patrol_buffer_m: float = field(default_factory=lambda: float(_env("DVMAP_PATROL_BUFFER_M", "50")))
+    patrol_min_coverage: float = field(default_factory=lambda: float(_env("DVMAP_PATROL_MIN_COVERAGE", "0.6")))
+    track_retention_days: int = field(default_factory=lambda: int(_env("DVMAP_TRACK_RETENTION_DAYS", "180")))
     #: production mode: demo accounts refused, Secure cookies
     production: bool = field(default_factory=lambda: _env("DVMAP_ENV", "") == "production")
     secure_cookies: bool = field(

@@ -32,18 +32,18 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Any, Iterable, Mapping
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geodata import audit
+from geodata.clock import day_start, display_zone
 from geodata.events import indicators_by_village
 from geodata.i18n import BilingualError
-from geodata.workflow import SETTLED
+from geodata.workflow import SETTLED, State
 
-CST = timezone(timedelta(hours=8))
 #: Computed measures an indicator may use (the rest are ``manual``).
 AUTO_SOURCES = ("on_time_rate", "closure_rate", "satisfaction", "dispute_resolution", "service_coverage")
 #: Reach (metres) of a public facility for ``service_coverage``.
@@ -110,23 +110,25 @@ class VillageScore:
     completeness: float
     values: dict[str, float | None] = field(default_factory=dict)
     scores: dict[str, float | None] = field(default_factory=dict)
+    #: group (dimension) code → its score 0–100, or None (see :func:`dimension_scores`)
+    dimensions: dict[str, float | None] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {"rank": self.rank, "village_id": self.village_id, "code": self.code, "name": self.name,
                 "town": self.town, "index": self.index, "completeness": self.completeness,
-                "values": dict(self.values), "scores": dict(self.scores)}
+                "values": dict(self.values), "scores": dict(self.scores), "dimensions": dict(self.dimensions)}
 
 
 # -- periods ---------------------------------------------------------------------------------
 
 def period_of(moment: datetime) -> str:
-    """The quarter (``YYYYQn``, China time) that ``moment`` falls in."""
-    local = moment.astimezone(CST) if moment.tzinfo else moment
+    """The quarter (``YYYYQn``, display zone) that ``moment`` falls in (naive: local wall time)."""
+    local = moment.astimezone(display_zone()) if moment.tzinfo else moment
     return f"{local.year}Q{(local.month - 1) // 3 + 1}"
 
 
 def period_bounds(period: str) -> tuple[datetime, datetime]:
-    """``[start, end)`` of a quarter in China time.
+    """``[start, end)`` of a quarter in the display zone (``DVMAP_TIMEZONE``).
 
     Raises
     ------
@@ -139,14 +141,14 @@ def period_bounds(period: str) -> tuple[datetime, datetime]:
     year, q = int(m.group(1)), int(m.group(2))
     if not 2000 <= year <= 2100:
         raise EvaluationError(f"考核周期年份无效:{period}", f"Invalid period year: {period}", "period")
-    start = datetime(year, 3 * q - 2, 1, tzinfo=CST)
-    end = datetime(year + (q == 4), 1 if q == 4 else 3 * q + 1, 1, tzinfo=CST)
+    start = day_start(date(year, 3 * q - 2, 1))
+    end = day_start(date(year + (q == 4), 1 if q == 4 else 3 * q + 1, 1))
     return start, end
 
 
 def recent_periods(now: datetime, n: int = 4) -> list[str]:
     """The current quarter and the ``n - 1`` before it, newest first."""
-    local = now.astimezone(CST)
+    local = now.astimezone(display_zone())
     year, q = local.year, (local.month - 1) // 3 + 1
     out = []
     for _ in range(n):
@@ -222,6 +224,65 @@ def composite(scores: Mapping[str, float | None], weights: Mapping[str, float],
     return sum(w * s for w, s in counted) / wsum, (have / total if total > 0 else 0.0)
 
 
+def dimension_scores(scores: Mapping[str, float | None], indicators: Iterable[Indicator]) -> dict[str, float | None]:
+    """Score 0–100 of each group (dimension: 治理效能, 民生福祉 …) from its indicators' scores.
+
+    The index's rule within the group: the weighted mean of its indicators, a missing
+    manual one counting 0, a computed one without cases left out; None when the
+    group has no value at all. A group of manual indicators none of which was entered
+    scores 0 as the index counts it (None only when the village has no value anywhere),
+    so the index is the weight-average of the groups that are not None.
+    """
+    anything = any(v is not None for v in scores.values())
+    out: dict[str, float | None] = {}
+    for g in groups(indicators):
+        inds = g["indicators"]
+        value = composite({i.code: scores.get(i.code) for i in inds}, {i.code: i.weight for i in inds},
+                          [i.code for i in inds if i.manual])[0]
+        if value is None and anything and any(i.manual and i.weight > 0 for i in inds):
+            value = 0.0
+        out[g["code"]] = value
+    return out
+
+
+def village_report(results: Iterable[Mapping[str, Any]], village_id: int) -> dict | None:
+    """One village's breakdown and trend from :func:`ranking` results of several periods.
+
+    Parameters
+    ----------
+    results : iterable of dict
+        :func:`ranking` results, the current period first.
+    village_id : int
+
+    Returns
+    -------
+    dict or None
+        ``village`` (:class:`VillageScore` of the first period), ``period``, ``groups``
+        (``[{code, name_zh, name_en, weight, score, indicators: [{indicator, value, score}]}]``)
+        and ``trend`` (``[{period, index, rank, of, completeness, dimensions}]``, oldest
+        first); None when the village is not in the first result (outside the scope).
+    """
+    results = list(results)
+    if not results:
+        return None
+    first = results[0]
+    row = next((r for r in first["rows"] if r.village_id == village_id), None)
+    if row is None:
+        return None
+    out_groups = [{"code": g["code"], "name_zh": g["name_zh"], "name_en": g["name_en"], "weight": g["weight"],
+                   "score": row.dimensions.get(g["code"]),
+                   "indicators": [{"indicator": i, "value": row.values.get(i.code), "score": row.scores.get(i.code)}
+                                  for i in g["indicators"]]}
+                  for g in groups(first["indicators"])]
+    trend = []
+    for res in reversed(results):
+        r = next((x for x in res["rows"] if x.village_id == village_id), None)
+        if r is not None:
+            trend.append({"period": res["period"], "index": r.index, "rank": r.rank, "of": len(res["rows"]),
+                          "completeness": r.completeness, "dimensions": dict(r.dimensions)})
+    return {"village": row, "period": first["period"], "groups": out_groups, "trend": trend}
+
+
 # -- values ------------------------------------------------------------------------------------
 
 def _effective_end(session: Session, end: datetime, now: datetime | None) -> datetime:
@@ -277,11 +338,12 @@ def auto_values(session: Session, period: str, *, now: datetime | None = None,
             """
             SELECT e.village_id, count(*) FILTER (WHERE e.state = ANY(:settled))::float8 / count(*) AS v
               FROM event e
-             WHERE e.reported_at >= :s AND e.reported_at < :e AND e.state <> 'rejected'
+             WHERE e.reported_at >= :s AND e.reported_at < :e AND e.state <> :rejected
                AND e.village_id IS NOT NULL
                AND e.subclass_code IN (SELECT code FROM event_subclass WHERE name_zh LIKE '%纠纷%')
              GROUP BY e.village_id
-            """), {"s": start, "e": end, "settled": [s.value for s in SETTLED]})
+            """), {"s": start, "e": end, "settled": [s.value for s in SETTLED],
+                   "rejected": State.REJECTED.value})
         out["dispute_resolution"] = {r.village_id: r.v for r in rows}
     if "service_coverage" in wanted:
         out["service_coverage"] = service_coverage(session)
@@ -377,7 +439,8 @@ def ranking(session: Session, period: str | None = None, *, now: datetime | None
             values[ind.code] = value
             scores[ind.code] = score(value, ind.target)
         idx, complete = composite(scores, weights, manual_codes)
-        rows.append(VillageScore(0, v["id"], v["code"].strip(), v["name"], v["town"], idx, complete, values, scores))
+        rows.append(VillageScore(0, v["id"], v["code"].strip(), v["name"], v["town"], idx, complete, values, scores,
+                                 dimension_scores(scores, inds)))
     rows.sort(key=lambda r: (r.index is None, -(r.index or 0.0), -r.completeness, r.code))
     for i, r in enumerate(rows, 1):
         r.rank = i
@@ -529,5 +592,6 @@ def set_manual_values(session: Session, period: str, values: Iterable[tuple[int,
 __all__ = [
     "AUTO_SOURCES", "COVERAGE_REACH_M", "FORMULA_ZH", "FORMULA_EN", "EvaluationError", "Indicator", "VillageScore",
     "period_of", "period_bounds", "recent_periods", "definitions", "groups", "score", "composite", "auto_values",
+    "dimension_scores", "village_report",
     "service_coverage", "manual_values", "ranking", "update_indicators", "set_manual_values",
 ]

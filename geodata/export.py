@@ -17,6 +17,9 @@ from datetime import datetime, timezone
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geodata.clock import zone_name
+from geodata.config import STORAGE_SRID
+
 BBox = tuple[float, float, float, float]
 MAX_LIMIT = 10000
 
@@ -79,8 +82,8 @@ _BUILTIN = [
         SELECT p.id, v.geom, jsonb_build_object('village_code', v.code, 'name', v.name, 'year', p.year,
                                                 'total', p.total, 'age_60_plus', p.age_60_plus,
                                                 'households', p.households) AS props,
-               make_timestamptz(p.year, 1, 1, 0, 0, 0, 'Asia/Shanghai') AS t0,
-               make_timestamptz(p.year + 1, 1, 1, 0, 0, 0, 'Asia/Shanghai') AS t1, p.village_id
+               make_timestamptz(p.year, 1, 1, 0, 0, 0, :tz) AS t0,
+               make_timestamptz(p.year + 1, 1, 1, 0, 0, 0, :tz) AS t1, p.village_id
           FROM population p JOIN village v ON v.id = p.village_id WHERE p.grid_uid IS NULL""",
                temporal=True, current="x.t0 = (SELECT max(t0) FROM ({sql}) m)"),
 ]
@@ -193,10 +196,11 @@ def parse_datetime(value: str | None) -> tuple[datetime | None, datetime | None]
 
 # -- queries ---------------------------------------------------------------------------------------
 def _where(coll: Collection, bbox: BBox | None, when, village_id: int | None) -> tuple[str, dict]:
-    conds, params = [], {}
+    # :tz — a population year starts on January 1st of the display zone
+    conds, params = [], {"tz": zone_name()}
     if bbox is not None:
-        conds.append("x.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4490)"
-                     " AND ST_Intersects(x.geom, ST_MakeEnvelope(:w, :s, :e, :n, 4490))")
+        conds.append(f"x.geom && ST_MakeEnvelope(:w, :s, :e, :n, {STORAGE_SRID})"
+                     f" AND ST_Intersects(x.geom, ST_MakeEnvelope(:w, :s, :e, :n, {STORAGE_SRID}))")
         params.update(w=bbox[0], s=bbox[1], e=bbox[2], n=bbox[3])
     if when is not None and coll.temporal:
         start, end = when
@@ -264,7 +268,7 @@ def item(session: Session, coll: Collection, feature_id: int, precision: int = 7
         SELECT json_build_object('type', 'Feature', 'id', x.id,
                                  'geometry', ST_AsGeoJSON(x.geom, {int(precision)})::json,
                                  'properties', x.props)
-          FROM ({coll.sql}) x WHERE x.id = :id"""), {"id": int(feature_id)}).scalar()
+          FROM ({coll.sql}) x WHERE x.id = :id"""), {"id": int(feature_id), "tz": zone_name()}).scalar()
 
 
 def extent(session: Session, coll: Collection) -> dict:
@@ -273,7 +277,7 @@ def extent(session: Session, coll: Collection) -> dict:
     row = session.execute(text(f"""
         SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e), t0, t1
           FROM (SELECT ST_Extent(x.geom) AS e, min(x.t0) AS t0, max(coalesce(x.t1, x.t0)) AS t1
-                  FROM ({coll.sql}) x {where}) s""")).one()
+                  FROM ({coll.sql}) x {where}) s"""), {"tz": zone_name()}).one()
     out: dict = {}
     if row[0] is not None:
         out["spatial"] = {"bbox": [[row[0], row[1], row[2], row[3]]],

@@ -96,6 +96,25 @@ def list_users(session: Session) -> list[User]:
     return [_row_to_user(r) for r in rows]
 
 
+def unit_choices(session: Session) -> dict[str, list[tuple[int, str, str]]]:
+    """Villages and towns a user can be tied to, as ``(id, code, name)``, for the admin page.
+
+    Parameters
+    ----------
+    session : Session
+        A session with the system scope (every unit of the county).
+
+    Returns
+    -------
+    dict
+        ``{"villages": [...], "towns": [...]}`` ordered by code.
+    """
+    villages = session.execute(text(
+        "SELECT v.id, v.code, v.name || ' · ' || t.name FROM village v JOIN town t ON t.id = v.town_id ORDER BY v.code"))
+    towns = session.execute(text("SELECT id, code, name FROM town ORDER BY code"))
+    return {"villages": [tuple(r) for r in villages], "towns": [tuple(r) for r in towns]}
+
+
 def _resolve_unit(session: Session, role: str, town_code: str | None, village_code: str | None,
                   person_id: int | None) -> dict:
     town_id = village_id = None

@@ -1,8 +1,9 @@
 """The planners' analysis page (/analysis): its own map, a form per analysis, results as layers.
 
-Forms: event hot spots (Gi*), two-window change, heat, DBSCAN clusters, service
-coverage (with a what-if facility), raster zonal statistics. Long analyses run as
-background callbacks (callbacks/analysis.py) with a progress bar and a cancel button.
+Forms: event hot spots (Gi*; a hot cell → inspection tasks for managers/officials), two
+chosen windows compared, heat, DBSCAN clusters, service coverage (with a what-if facility),
+raster zonal statistics. Long analyses run as background callbacks (callbacks/analysis.py)
+with a progress bar and a cancel button; results and the layers export from the side panel.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from sqlalchemy import text
 from callbacks import analysis_ids as aid
 from geodata.analysis.cells import H3_RESOLUTIONS
 from geodata.analysis.raster import list_rasters
+from geodata.config import METRIC_SRID
+from geodata.export import collections as export_collections
 from geodata.events import categories
 from geodata.i18n import pick
 from geodata.queries import layers as q
@@ -64,6 +67,16 @@ def _weights_controls(prefix: str, lang: str):
     ]
 
 
+def _layer_exports(layers, lang: str):
+    """Links to the scoped layer downloads (/export/<layer>.<fmt>), folded so they do not crowd the panel."""
+    rows = [html.Li([html.Span(pick(zh, en, lang), className="an-layer-name"),
+                     *[html.A(label, href=f"/export/{cid}.{fmt}", className="an-layer-link", download="")
+                       for fmt, label in (("shp", "SHP"), ("gpkg", "GPKG"), ("geojson", "GeoJSON"), ("csv", "CSV"))]])
+            for cid, zh, en in layers]
+    return html.Details([html.Summary(pick("图层数据下载(本人权限范围)", "Layer downloads (your scope)", lang)),
+                         html.Ul(rows, className="an-layer-list")], id=aid.LAYER_EXPORTS, className="an-layer-exports")
+
+
 def layout(**query):
     lang = page_language(query)
     database = current_app.extensions["dvmap"]
@@ -75,6 +88,7 @@ def layout(**query):
         rtypes = [dict(r) for r in s.execute(text(
             "SELECT code, name_zh, name_en FROM resource_type ORDER BY sort")).mappings()]
         rasters = list_rasters(s)
+        layers = [(c.id, c.title_zh, c.title_en) for c in export_collections(s)]
     other = "zh" if lang == "en" else "en"
     village_data = [{"value": str(v["id"]), "label": f"{v['name']} · {v['town']}"} for v in villages]
     t = lambda zh, en: pick(zh, en, lang)  # noqa: E731
@@ -108,9 +122,22 @@ def layout(**query):
                 *_weights_controls("an-hot", lang), _run_button("hotspots", lang),
             ], value="hotspots", pt=6),
             dmc.TabsPanel([
-                html.Div(t("将时间范围对半分为前后两个时段,比较 95% 置信的热点:新出现、加剧、持续、消退。",
-                           "The time range is split into an earlier and a later half; hot spots at 95 % confidence "
-                           "are compared: new, intensifying, persistent, fading."), className="an-note"),
+                html.Div(t("比较两个时段(如本月与去年同月):各单元、各村的事件数及其增减;两段各有 30 件以上事件时,"
+                           "再比较 95% 置信的 Gi* 热点:新出现、加剧、持续、消退。",
+                           "Compare two windows (e.g. this month and the same month last year): events per cell and "
+                           "village, and their change; with 30+ events in each, also Gi* hot spots at 95 %: new, "
+                           "intensifying, persistent, fading."), className="an-note"),
+                dmc.Select(id=aid.CMP_PRESET, label=t("快速选择", "Quick choice"), value="month_last_year",
+                           allowDeselect=False, size="xs",
+                           data=[{"value": "month_last_year", "label": t("本月 对比 去年同月", "This month vs same month "
+                                                                         "last year")},
+                                 {"value": "month_prev", "label": t("本月 对比 上月", "This month vs last month")},
+                                 {"value": "30_30", "label": t("近30天 对比 前30天", "Last 30 days vs the 30 before")},
+                                 {"value": "halves", "label": t("“最近天数”前后对半", "'Last days' split in halves")}]),
+                dmc.DatePickerInput(id=aid.CMP_BEFORE, type="range", label=t("前一时段(起止日期)", "Earlier window"),
+                                    valueFormat="YYYY-MM-DD", size="xs", allowSingleDateInRange=True),
+                dmc.DatePickerInput(id=aid.CMP_AFTER, type="range", label=t("后一时段(起止日期)", "Later window"),
+                                    valueFormat="YYYY-MM-DD", size="xs", allowSingleDateInRange=True),
                 dmc.Select(id=aid.CMP_RES, label=t("H3 分辨率", "H3 resolution"), value="8", allowDeselect=False,
                            data=[str(r) for r in H3_RESOLUTIONS], size="xs"),
                 _run_button("compare", lang),
@@ -122,8 +149,8 @@ def layout(**query):
                 _run_button("heat", lang),
             ], value="heat", pt=6),
             dmc.TabsPanel([
-                html.Div(t("DBSCAN 密度聚类(PostGIS,EPSG:4549 米制)。", "DBSCAN density clusters (PostGIS, metres in "
-                           "EPSG:4549)."), className="an-note"),
+                html.Div(t(f"DBSCAN 密度聚类(PostGIS,EPSG:{METRIC_SRID} 米制)。", f"DBSCAN density clusters (PostGIS, metres in "
+                           f"EPSG:{METRIC_SRID})."), className="an-note"),
                 dmc.NumberInput(id=aid.EPS, label=t("邻域半径 eps(米)", "Radius eps (m)"), value=300, size="xs"),
                 dmc.NumberInput(id=aid.MINPTS, label=t("最少点数", "Min points"), value=10, min=1, size="xs"),
                 _run_button("clusters", lang),
@@ -184,8 +211,9 @@ def layout(**query):
         html.Div(id=aid.SUMMARY, className="an-summary"),
         html.Div(t("导出结果", "Export the result"), className="an-section"),
         dmc.Group([dmc.Button(label, id=aid.export(fmt), size="xs", variant="outline", disabled=True)
-                   for fmt, label in (("geojson", "GeoJSON"), ("gpkg", "GeoPackage"), ("csv", "CSV"),
-                                      ("html", t("HTML 地图", "HTML map")))], gap=6),
+                   for fmt, label in (("geojson", "GeoJSON"), ("gpkg", "GeoPackage"), ("shp", "Shapefile"),
+                                      ("csv", "CSV"), ("html", t("HTML 地图", "HTML map")))], gap=6),
+        _layer_exports(layers, lang),
         dcc.Download(id=aid.DOWNLOAD),
     ], className="an-side")
 
@@ -196,6 +224,7 @@ def layout(**query):
         attributionControl=bool(tile_layers()),
         children=tile_layers() + [
             dl.GeoJSON(data=outline, id=aid.OUTLINE, style={"variable": "dvmapAnalysis.outline"}, interactive=False),
+            dl.GeoJSON(data=EMPTY_FC, id=aid.CHOSEN, style={"variable": "dvmapAnalysis.chosen"}, interactive=False),
             dl.ImageOverlay(id=aid.RASTER_LAYER, url="data:image/gif;base64,R0lGODlhAQABAAAAACw=",
                             bounds=bounds, opacity=0.0),
             dl.Pane(dl.GeoJSON(id=aid.RESULT, data=EMPTY_FC, style={"variable": "dvmapAnalysis.style"},
@@ -213,6 +242,7 @@ def layout(**query):
         dcc.Store(id=aid.JOB),
         dcc.Store(id=aid.RESULT_REF),
         dcc.Store(id=aid.EVENT_ITEMS),
+        dcc.Store(id=aid.CELL),
         dcc.Store(id=aid.WHATIF_POINTS, data=[]),
         html.Header([
             html.H1(t("空间分析", "Spatial analysis")),

@@ -37,8 +37,8 @@ def _register_callbacks() -> None:
         import callbacks.bigscreen  # noqa: F401  (the /bigscreen wall screen and its admin page)
         import callbacks.grids  # noqa: F401  (the /grids editor)
         import callbacks.analysis  # noqa: F401  (the /analysis page)
+        import callbacks.patrol  # noqa: F401  (the /patrol statistics page)
         import callbacks.events  # noqa: F401  (report form, event actions, table)
-        import callbacks.sensors  # noqa: F401  (live sensor statuses and counters)
 
         # Clientside callbacks also leave their JS in GLOBAL_INLINE_SCRIPTS: keep it too.
         _CALLBACKS = (list(_callback.GLOBAL_CALLBACK_LIST), dict(_callback.GLOBAL_CALLBACK_MAP),
@@ -117,6 +117,9 @@ def create_app(database_url: str | None = None) -> dash.Dash:
 
     init_sensor_api(server)  # POST /api/sensors/readings for gateways (X-API-Key)
     from map_app.event_routes import init_event_routes; init_event_routes(server)  # noqa: E702  event photos
+    from map_app.field_api import init_field_api; init_field_api(server)  # noqa: E702  /api/field/ (phone)
+    from map_app.field_page import init_field_page; init_field_page(server)  # noqa: E702  /field phone app (网格通)
+    from map_app.public_report import init_public_report; init_public_report(server)  # noqa: E702  /report 随手拍
 
     @server.get("/healthz")
     def healthz():

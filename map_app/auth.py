@@ -29,7 +29,8 @@ from geodata.db import SYSTEM, Database, Scope
 from geodata.i18n import pick
 from geodata.login_throttle import LoginThrottle, account_key
 
-PUBLIC_PREFIXES = ("/login", "/healthz", "/open311/", "/api/sensors/")  # the last two: API keys
+PUBLIC_PREFIXES = ("/login", "/healthz", "/open311/", "/api/sensors/",  # these two: API keys
+                   "/report", "/track/", "/api/public/")  # villagers (随手拍), no account: map_app/public_report.py
 FAILED_LOGIN_DELAY_S = 0.6  # slows password guessing on top of the login throttle
 DEVICE_COOKIE = "dvmap_device"
 DEVICE_MAX_AGE_S = 90 * 24 * 3600
@@ -106,6 +107,12 @@ def _safe_next(target: str | None) -> str:
     if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
         return "/"
     return target
+
+
+def _phone_browser() -> bool:
+    """True for a phone's browser (its User-Agent says Mobile/Android/iPhone)."""
+    agent = request.headers.get("User-Agent", "")
+    return any(word in agent for word in ("Mobile", "Android", "iPhone"))
 
 
 LOGIN_PAGE = """<!doctype html>
@@ -242,6 +249,8 @@ def init_auth(server: Flask, database: Database) -> None:
         with database.session(SYSTEM) as s:
             scope = users.scope_for(s, user)
         _start_session(user, scope)
+        if next_url == "/" and user.role == "grid_worker" and _phone_browser():
+            next_url = "/field"  # 网格通: a grid worker on a phone lands on the phone app (map_app/field_page.py)
         response = redirect(next_url)
         response.set_cookie(DEVICE_COOKIE, _device_serializer().dumps({"u": account_key(user.username)}),
                             max_age=DEVICE_MAX_AGE_S, path="/login", httponly=True, samesite="Lax",

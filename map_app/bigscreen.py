@@ -12,6 +12,7 @@ from dash import dcc, html
 from flask import current_app
 
 from callbacks import bigscreen as cb
+from callbacks import bigscreen_eval as bse
 from geodata import bigscreen as bs
 from geodata.clock import fmt_local
 from geodata.i18n import pick
@@ -81,6 +82,12 @@ def _legend(lang):
              ("bs-lg-closed", pick("已结案", "Closed", lang)),
              ("bs-lg-alarm", pick("设备告警", "Sensor alarm", lang)),
              ("bs-lg-hot", pick(f"近{bs.HOTSPOT_DAYS}天事件热点", f"Hotspots, last {bs.HOTSPOT_DAYS} days", lang))]
+    from flask_login import current_user
+
+    from geodata.field.patrol import LEADER_ROLES
+
+    if getattr(current_user, "role", None) in LEADER_ROLES:  # the dots are the leaders' only
+        items.append(("bs-lg-patrol", pick("巡查中网格员", "Worker on patrol", lang)))
     return html.Div([html.Div([html.I(className=c), html.Span(t)], className="bs-lg-item") for c, t in items],
                     className="bs-legend")
 
@@ -99,6 +106,8 @@ def serve_bigscreen(**query):
         outlines = q.base_outlines(s, 11)
         towns = bs.towns(s)
         county_scope = bs.use_summary(s, None)
+        # the first paint carries the ranking (cached for the slow tick): no round trip after the page
+        rank = cb.ranking_payload(bse.cached_ranking(s))
     places = {"county": bounds, "towns": towns, "county_scope": county_scope}
     tiles = data["tiles"]
     figs = data["figures"]
@@ -146,6 +155,8 @@ def serve_bigscreen(**query):
                            onEachFeature=js("bs.eventTip")), name="bs-pane-events", style={"zIndex": 620}),
         dl.Pane(dl.GeoJSON(id=cb.ALARMS, data=data["layers"]["alarms"], pointToLayer=js("bs.alarm"),
                            onEachFeature=js("bs.alarmTip")), name="bs-pane-alarms", style={"zIndex": 640}),
+        dl.Pane(dl.GeoJSON(id=cb.PATROLS, data=q.EMPTY_FC, pointToLayer=js("bs.patrol"), interactive=False),
+                name="bs-pane-patrols", style={"zIndex": 630}),  # workers on patrol now (leaders only)
     ]
     centre = html.Div([
         html.Div([
@@ -166,33 +177,38 @@ def serve_bigscreen(**query):
         ], className="bs-bottom"),
     ], className="bs-col bs-centre")
 
+    rank_rows, rank_caption = cb.rank_rows(rank, 0, lang)
     ranking = html.Table([
-        html.Thead(html.Tr([html.Th(pick("名次", "#", lang)), html.Th(pick("村", "Village", lang)),
-                            html.Th(pick("乡镇", "Town", lang)), html.Th(pick("综合指数", "Index", lang))])),
-        html.Tbody(cb.rank_rows(None, 0, lang)[0], id=cb.RANK),
+        html.Thead(cb.rank_head(rank, lang)),
+        html.Tbody(rank_rows, id=cb.RANK),
     ], className="bs-rank-table")
     right = html.Div([
         _panel(pick("村级综合考核排名", "Village ranking · evaluation index", lang), ranking, "bs-ranking",
-               extra=html.Span("", id=cb.RANK_META, className="bs-rank-meta")),
+               extra=html.Span(f"{rank['period']} · {rank_caption}" if rank_caption else rank["period"],
+                               id=cb.RANK_META, className="bs-rank-meta")),
         _panel(pick(f"各乡镇上报 · 近{bs.TREND_DAYS}天", f"By town · {bs.TREND_DAYS} days", lang),
                _graph("town", figs["town"]), "bs-chart"),
     ], className="bs-col bs-right")
 
     formula = html.Div(html.Div([html.Button("×", id=cb.FORMULA_CLOSE, className="bs-close", n_clicks=0),
-                                 html.Div(id=cb.FORMULA_BODY)], className="bs-formula-card"),
+                                 html.Div(cb.formula_panel(rank["indicators"], lang, rank["period"]),
+                                          id=cb.FORMULA_BODY)], className="bs-formula-card"),
                        id=cb.FORMULA, className="bs-formula")
+    village_eval = html.Div(html.Div([html.Button("×", id=bse.VILLAGE_EVAL_CLOSE, className="bs-close", n_clicks=0),
+                                      html.Div(id=bse.VILLAGE_EVAL_BODY)], className="bs-formula-card bs-ve-card"),
+                            id=bse.VILLAGE_EVAL, className="bs-formula bs-village-eval")
     stores = [
         dcc.Store(id=cb.LANG, data=lang),
         dcc.Store(id=cb.SCALE),
         dcc.Store(id=cb.LAST, data={"tiles": tiles, "digests": data["digests"]}),
         dcc.Store(id=cb.TOUR, data=0),
         dcc.Store(id=cb.TOWNS, data=places),
-        dcc.Store(id=cb.RANK_DATA),
+        dcc.Store(id=cb.RANK_DATA, data=rank),
         dcc.Store(id=cb.OPENED),
         dcc.Interval(id=cb.TICK, interval=timing["refresh"] * 1000),
         dcc.Interval(id=cb.TOUR_TICK, interval=timing["tour"] * 1000),
         dcc.Interval(id=cb.RANK_TICK, interval=timing["rank"] * 1000),
         dcc.Interval(id=cb.CLOCK_TICK, interval=1000),
     ]
-    return html.Div([*stores, header, left, centre, right, formula], id=cb.ROOT, className="bs-root",
+    return html.Div([*stores, header, left, centre, right, formula, village_eval], id=cb.ROOT, className="bs-root",
                     **{"data-refresh": timing["refresh"], "lang": "en" if lang == "en" else "zh-CN"})

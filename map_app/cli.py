@@ -162,7 +162,7 @@ def migrate(check_only: bool, message: str | None, rev_id: str | None, head: str
               help="Also bulk-load this many synthetic events (COPY + set-based routing).")
 def demo_data(seed: int, replace: bool, n_events: int) -> None:
     """Generate and load the demo county (137 villages), optionally with N events."""
-    from etl.demo_county import DemoAlreadyLoaded, load_demo
+    from etl.demo import DemoAlreadyLoaded, load_demo
 
     url = _resolve("owner")
     _check_db(url)

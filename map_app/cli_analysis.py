@@ -44,7 +44,7 @@ def _format(out: str) -> str:
 
 
 def _finish(result, out: str, fmt: str) -> None:
-    from etl.analysis_export import export_result
+    from geodata.analysis.export import export_result
 
     export_result(result, fmt, out)
     summary = {k: v for k, v in result.summary.items() if not isinstance(v, (dict, list))}

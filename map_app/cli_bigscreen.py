@@ -35,6 +35,9 @@ def bigscreen_demo(n_events: int, seed: int) -> None:
             click.echo(f"  advanced: {advance_demo_events(session, seed=seed)}")
             click.echo(f"  overdue:  {check_overdue(session)}")
             click.echo(f"  manual values: {load_demo_manual_values(session, seed=seed)}")
+            from etl.demo_patrol import load_demo_patrols
+
+            click.echo(f"  patrols: {load_demo_patrols(session, seed=seed)}")  # field app: coverage layer
     finally:
         engine.dispose()
     click.echo(f"  {time.perf_counter() - t0:.1f} s")

@@ -93,11 +93,20 @@ def watch(every: int, rounds: int, village_hours: float, county_hours: float) ->
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     done = 0
+    purged_at = None  # patrol track retention (geodata/field/retention.py) rides along once a day
     click.echo(f"events watch: checking every {every} s", err=True)
     while not stop["now"]:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         try:
             click.echo(f"{stamp} {_line(_run_check(factory, village_hours, county_hours))}")
+            if purged_at is None or time.monotonic() - purged_at >= 86400:
+                from geodata.db import SYSTEM, scoped
+                from geodata.field.retention import purge_tracks
+
+                with scoped(factory, SYSTEM) as s, s.begin():
+                    out = purge_tracks(s)
+                purged_at = time.monotonic()
+                click.echo(f"{stamp} purged {out['points']} track points older than {out['days']} days")
         except Exception as exc:  # keep watching: the next round may succeed
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             click.echo(f"{stamp} check failed: {reason}", err=True)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import click
 
+from geodata.config import METRIC_SRID
+
 TARGET_CHOICES = ("villages", "grids", "resources", "population", "sensors", "custom", "raster")
 EXPORT_FORMATS = ("geojson", "gpkg", "shp", "csv", "html")
 
@@ -60,7 +62,7 @@ class _Progress:
 @click.option("--title-zh", help="Custom layer title in Chinese.")
 @click.option("--title-en", help="Custom layer title in English.")
 @click.option("--source", help="Resources: dataset name; re-importing the same source replaces its rows.")
-@click.option("--crs", help="CRS when the file has none or a wrong one (EPSG:4549, WKT, gcj02, bd09).")
+@click.option("--crs", help=f"CRS when the file has none or a wrong one (EPSG:{METRIC_SRID}, WKT, gcj02, bd09).")
 @click.option("--datum", type=click.Choice(["gcj02", "bd09"]), help="The coordinates are GCJ-02 / BD-09.")
 @click.option("--swap-axes", is_flag=True, help="Confirm that x and y (lon and lat) are swapped in the file.")
 @click.option("--encoding", help="Attribute text encoding (e.g. GBK) when .cpg and detection are wrong.")

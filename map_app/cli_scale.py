@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import click
 
+from geodata.config import METRIC_SRID
+
 
 @click.command("province-job")
 @click.option("--months", default=12, show_default=True, help="Time window: the last N months.")
-@click.option("--cell-m", default=1000.0, show_default=True, help="Square cell size in metres (EPSG:4549).")
+@click.option("--cell-m", default=1000.0, show_default=True, help=f"Square cell size in metres (EPSG:{METRIC_SRID}).")
 @click.option("--workers", default=2, show_default=True, help="Dask worker processes.")
 def province_job(months: int, cell_m: float, workers: int) -> None:
     """Bin events per county and cell with Dask, run Gi*, compare with the in-database binning."""

@@ -7,7 +7,7 @@ stores, :func:`report_bar` above the details panel and :func:`event_overlays`
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import dash_ag_grid as dag
 import dash_mantine_components as dmc
@@ -15,8 +15,9 @@ from dash import dcc, html
 from flask import current_app
 
 from callbacks import ids
-from callbacks.events import CST, DEFAULT_DAYS, column_defs
+from callbacks.events import DEFAULT_DAYS, column_defs
 from geodata import events as ev
+from geodata.clock import local_today
 from geodata.i18n import pick
 from geodata.queries import layers as lq
 
@@ -90,7 +91,7 @@ def _report_modal(session, lang: str):
 def _drawer(session, lang: str):
     classes = ev.categories(session)
     villages = lq.all_villages(session)
-    today = datetime.now(CST).date()
+    today = local_today()
     start = today - timedelta(days=DEFAULT_DAYS - 1)
     filters = [
         dmc.SegmentedControl(
@@ -100,17 +101,17 @@ def _drawer(session, lang: str):
                   {"value": "closed", "label": pick("已结", "Closed", lang)},
                   {"value": "all", "label": pick("全部", "All", lang)}],
         ),
-        dmc.Select(id=ids.event_filter("class"), value=None, size="xs", clearable=True, w=150,
+        dmc.Select(id=ids.event_filter("class"), value=None, size="xs", clearable=True, w=124,
                    placeholder=pick("全部类别", "All categories", lang),
                    data=[{"value": c["code"], "label": pick(c["name_zh"], c["name_en"], lang)} for c in classes]),
-        dmc.DatePickerInput(id=ids.event_filter("range"), type="range", size="xs", w=230,
+        dmc.DatePickerInput(id=ids.event_filter("range"), type="range", size="xs", w=196,
                             value=[start.isoformat(), today.isoformat()], valueFormat="YYYY-MM-DD",
                             allowSingleDateInRange=True, maxDate=today.isoformat(),
                             popoverProps={"zIndex": 3100}),
     ]
     # One village in scope: nothing to choose, the (hidden) filter stays empty.
     filters.append(dmc.Select(
-        id=ids.event_filter("village"), value=None, size="xs", clearable=True, searchable=True, w=170,
+        id=ids.event_filter("village"), value=None, size="xs", clearable=True, searchable=True, w=128,
         placeholder=pick("全部村", "All villages", lang), comboboxProps={"zIndex": 3100},
         data=[{"value": str(v["id"]), "label": f"{v['name']} · {v['town']}"} for v in villages],
         style=None if len(villages) > 1 else {"display": "none"},

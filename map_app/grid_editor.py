@@ -39,6 +39,23 @@ def _user() -> tuple[str | None, str, str]:
     return user.role, user.display_name, ROLE_LABELS.get(user.role, (user.role, user.role))
 
 
+def _user_id() -> int | None:
+    from flask_login import current_user
+
+    if not has_request_context() or not current_user.is_authenticated:
+        return None
+    return current_user.user.id
+
+
+def _village_outlines(session, extent) -> dict:
+    """Every village the manager may edit, with its name as tooltip."""
+    (s, w), (n, e) = extent
+    fc = q.villages(session, (w, s, e, n), 11)
+    for f in fc["features"]:
+        f["properties"]["tooltip"] = f"{f['properties']['name']} · {f['properties']['code']}"
+    return fc
+
+
 def _topbar(lang: str, name: str, role_label, query: dict) -> html.Header:
     other = "zh" if lang == "en" else "en"
     village = query.get("village")
@@ -97,9 +114,15 @@ def layout(**query):
         chosen = None
         if str(query.get("village", "")).isdigit() and any(v["id"] == int(query["village"]) for v in villages):
             chosen = int(query["village"])
+        else:  # the manager's village: the last one edited, or the first of a village scope
+            chosen = G.default_village(session, _user_id())
+        all_villages = _EMPTY
+        if chosen:
             info = G.village_info(session, chosen)
             if info:
                 extent = info["bounds"]
+        else:  # county-wide: the county with every village drawn, a click opens one
+            all_villages = _village_outlines(session, extent)
 
     options = [{"value": str(v["id"]), "label": f"{v['name']} · {v['town']} · {v['code']}"} for v in villages]
     tools = html.Div(
@@ -183,6 +206,9 @@ def layout(**query):
     )
     center = [(extent[0][0] + extent[1][0]) / 2, (extent[0][1] + extent[1][1]) / 2]
     map_children = tile_layers() + [
+        dl.GeoJSON(id=ids.VILLAGES, data=all_villages,
+                   style={"color": "#475569", "weight": 1.2, "fillColor": "#94a3b8", "fillOpacity": 0.08},
+                   hoverStyle={"weight": 3, "color": "#0f766e", "fillOpacity": 0.2}),
         dl.GeoJSON(id=ids.OUTLINE, data=_EMPTY, style=_js("styles.outline"), interactive=False),
         dl.GeoJSON(id=ids.GAPS, data=_EMPTY, style=_js("styles.gap"), interactive=False),
         dl.GeoJSON(id=ids.GRIDS, data=_EMPTY, style=_js("styles.grid"), onEachFeature=_js("each.grid"),

@@ -30,7 +30,7 @@ from flask_login import current_user
 from etl.export import FORMATS, MEDIA_TYPES, ExportError, export_layer, export_village
 from etl.importers import ALL_TARGETS, ImportOptions, Limits, get_report, import_file, recent_reports
 from geodata.clock import fmt_local
-from geodata.config import get_settings
+from geodata.config import METRIC_SRID, get_settings
 from map_app.auth import _check_csrf, csrf_token
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ zipped Shapefile, GeoPackage, GeoJSON, CSV/XLSX with lon/lat columns, GeoTIFF</d
 <label>{l_source} <input type="text" name="source" placeholder="卫健局-卫生室"></label></div></fieldset>
 <fieldset><legend>{l_options}</legend>
 <label>{l_layer} <input type="text" name="layer" size="14"></label>
-<label>{l_crs} <input type="text" name="crs" size="12" placeholder="EPSG:4549"></label>
+<label>{l_crs} <input type="text" name="crs" size="12" placeholder="EPSG:{metric_srid}"></label>
 <label>{l_datum} <select name="datum"><option value="">CGCS2000 / WGS84</option><option value="gcj02">GCJ-02 (高德/腾讯)</option>
 <option value="bd09">BD-09 (百度)</option></select></label>
 <label>{l_encoding} <input type="text" name="encoding" size="8" placeholder="GBK"></label>
@@ -156,7 +156,7 @@ zipped Shapefile, GeoPackage, GeoJSON, CSV/XLSX with lon/lat columns, GeoTIFF</d
 <div id="result" hidden role="status"></div>
 <h2>最近的导入 <span class=en>Recent imports</span></h2>
 <table><thead><tr><th>#</th><th>{l_time}</th><th>{l_file}</th><th>{l_target}</th><th>{l_status}</th><th>{l_counts}</th></tr></thead>
-<tbody>{rows}</tbody></table>
+<tbody id="recent">{rows}</tbody></table>
 <script>
 const form = document.getElementById('upload');
 const bar = document.getElementById('bar'), pct = document.getElementById('pct'), stage = document.getElementById('stage');
@@ -174,6 +174,8 @@ function poll(job) {{
       if (j.report_id) {{ const a = document.createElement('a'); a.href = 'reports/' + j.report_id;
         a.textContent = '查看完整报告 Full report #' + j.report_id; result.appendChild(a); }}
       form.querySelector('button').disabled = false;
+      // The finished import heads the list at once (it used to show only after the next one).
+      fetch('recent').then(r => r.ok ? r.text() : null).then(t => {{ if (t !== null) document.getElementById('recent').innerHTML = t; }});
     }} else setTimeout(() => poll(job), 500);
   }}).catch(() => setTimeout(() => poll(job), 1500));
 }}
@@ -213,6 +215,7 @@ def page():
         f"{TARGET_LABELS[t][0]} <span class=en>{TARGET_LABELS[t][1]}</span></label>" for t in ALL_TARGETS)
     body = PAGE.format(
         csrf=html.escape(csrf_token()), targets=targets, rows="".join(_report_row(r) for r in reports),
+        metric_srid=METRIC_SRID,
         l_file=_t("文件", "File"), l_target=_t("导入到", "Import into"), l_name=_t("图层名", "Layer name"),
         l_title=_t("标题", "Title"), l_source=_t("数据来源", "Source"), l_options=_t("选项", "Options"),
         l_layer=_t("图层/工作表", "Layer/sheet"), l_crs=_t("坐标系", "CRS"), l_datum=_t("坐标基准", "Datum"),
@@ -221,6 +224,15 @@ def page():
         l_submit="上传并导入 Upload and import", l_time=_t("时间", "Time"), l_status=_t("结果", "Result"),
         l_counts=_t("读取/导入/修复/标记/拒绝", "read/imported/repaired/flagged/rejected"))
     return body, 200, {"Content-Type": "text/html; charset=utf-8"}
+
+
+@import_bp.get("/recent")
+def recent():
+    """The rows of the recent-imports table, refreshed by the page when an import finishes."""
+    database = current_app.extensions["dvmap"]
+    with database.session() as s:
+        reports = recent_reports(s, 20)
+    return "".join(_report_row(r) for r in reports), 200, {"Content-Type": "text/html; charset=utf-8"}
 
 
 def _form_options(form, file_name: str, username: str) -> tuple[str, ImportOptions]:

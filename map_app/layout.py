@@ -7,7 +7,7 @@ from dash import dcc, html
 from flask import current_app, has_request_context, request
 
 from callbacks import ids
-from geodata.config import get_settings
+from geodata.config import STORAGE_SRID, get_settings
 from geodata.i18n import pick, t
 from geodata.queries import layers as q
 from layers.registry import layers_for
@@ -80,7 +80,8 @@ def _user_box(lang: str) -> list:
         return []
     user = current_user.user
     role = pick(*ROLE_LABELS.get(user.role, (user.role, user.role)), lang)
-    items = [html.Span([html.B(user.display_name), f" · {role}"], className="user", id="current-user")]
+    items = [html.Span([html.B(user.display_name), html.Span(f" · {role}", className="user-role")],
+                       className="user", id="current-user", title=role)]
     from map_app.pages import may_open
 
     # Pages by role (map_app/pages.py, which also guards them): what each person's work needs.
@@ -128,6 +129,9 @@ def serve_layout(**query):
         all_layers = layers_for(session)  # built-in + imported (custom) layers in scope
         hideouts = {name: layer.initial_hideout(session) for name, layer in all_layers.items()}
         controls = _layer_controls(session, lang, all_layers)
+        from callbacks.map import live_summaries
+
+        counters = live_summaries(session, lang, all_layers)  # the clock refreshes them
 
     from callbacks.map import panel_for_query
 
@@ -144,13 +148,16 @@ def serve_layout(**query):
                 dcc.Store(id=ids.LANG, data=lang),
                 dcc.Store(id=ids.LAYER_KEYS, data={}),
                 *event_stores(),
-                # A shared clock for live layers (sensors, events): callbacks patch data on it.
+                # The shared clock of live layers (Layer.live_patch / live_summary, callbacks/map.py).
                 dcc.Interval(id=ids.TICK, interval=live_interval_ms(), n_intervals=0),
+                # Below 700 px (assets/dvmap.css) the three columns leave no map: point to the phone app.
+                html.A([html.B(pick("手机请使用网格通 →", "On a phone, use the field app →", lang)),
+                        html.Span(" /field")], href="/field", id="field-card", className="field-card"),
                 html.Header(
                     [
                         html.H1(t("app.title", lang)),
                         html.Span(f"{county['name']} · {t('app.subtitle', lang)}", className="county"),
-                        html.Div(id=ids.LIVE_COUNTERS, className="live-counters"),
+                        html.Div(counters, id=ids.LIVE_COUNTERS, className="live-counters"),
                         html.Div(className="spacer"),
                         dmc.Select(
                             id=ids.SEARCH, className="search-box", searchable=True, clearable=True,
@@ -158,6 +165,8 @@ def serve_layout(**query):
                             data=[{"value": str(v["id"]), "label": f"{v['name']} · {v['town']} · {v['code']}"}
                                   for v in villages],
                             limit=30,
+                            # The list drops over the map: above Leaflet's panes and controls.
+                            comboboxProps={"zIndex": 2000},
                         ),
                         *_user_box(lang),
                         html.A(t("lang.switch", lang), href=f"?lang={other}", className="lang", id="lang-switch"),
@@ -171,8 +180,8 @@ def serve_layout(**query):
                         html.Div(t("panel.legend", lang), className="section-title"),
                         html.Div(id=ids.LEGEND),
                         html.Div(
-                            pick("坐标系:CGCS2000(EPSG:4490);未配置底图时以县、乡镇界为底。",
-                                 "CRS: CGCS2000 (EPSG:4490); without basemap tiles the county and town "
+                            pick(f"坐标系:CGCS2000(EPSG:{STORAGE_SRID});未配置底图时以县、乡镇界为底。",
+                                 f"CRS: CGCS2000 (EPSG:{STORAGE_SRID}); without basemap tiles the county and town "
                                  "boundaries form the base.", lang),
                             className="scale-note",
                         ),

@@ -19,6 +19,7 @@ from typing import Callable
 from flask import Blueprint, Flask, current_app, g, jsonify, request, url_for
 
 from geodata import export as gx
+from geodata.config import STORAGE_SRID, WGS84_SRID
 from geodata.db import Scope
 
 blueprint = Blueprint("ogc", __name__, url_prefix="/ogc")
@@ -207,8 +208,8 @@ def items(cid: str):
     except ValueError as exc:
         return _error(400, "InvalidParameterValue", f"参数无效:{exc}", f"Invalid parameter: {exc}")
     crs = request.args.get("bbox-crs")
-    if crs and crs not in (CRS84, "http://www.opengis.net/def/crs/EPSG/0/4490",
-                           "http://www.opengis.net/def/crs/EPSG/0/4326"):
+    if crs and crs not in (CRS84, f"http://www.opengis.net/def/crs/EPSG/0/{STORAGE_SRID}",
+                           f"http://www.opengis.net/def/crs/EPSG/0/{WGS84_SRID}"):
         return _error(400, "InvalidParameterValue", "bbox-crs 只支持 CRS84。", "bbox-crs must be CRS84.")
     with _session() as s:
         coll = gx.get_collection(s, cid)

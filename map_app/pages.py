@@ -26,6 +26,7 @@ from map_app.bigscreen import serve_bigscreen
 from map_app.bigscreen_admin import serve_bigscreen_admin
 from map_app.grid_editor import layout as grid_editor_layout
 from map_app.analysis_page import layout as analysis_layout
+from map_app.patrol_page import layout as patrol_layout
 
 #: Who may open each page (README "Pages and APIs"); a path also covers what lies
 #: under it (``/admin`` → ``/admin/users``, ``/admin/import/``), the longest match wins.
@@ -33,8 +34,10 @@ from map_app.analysis_page import layout as analysis_layout
 PAGE_ROLES: dict[str, frozenset[str]] = {
     "/bigscreen": frozenset({"county_leader", "town_official", "planner", "admin"}),
     "/bigscreen/admin": frozenset({"admin"}),
-    "/analysis": frozenset({"planner", "county_leader", "admin"}),
+    # grid managers and officials: hot spot → inspection tasks (issue 18); planners and leaders only look
+    "/analysis": frozenset({"planner", "county_leader", "grid_manager", "village_official", "town_official", "admin"}),
     "/grids": frozenset({"grid_manager", "admin"}),
+    "/patrol": frozenset({"grid_manager", "village_official", "town_official", "county_leader", "admin"}),
     "/admin": frozenset({"admin"}),
 }
 
@@ -44,20 +47,25 @@ PAGE_NAMES: dict[str, tuple[str, str]] = {
     "/bigscreen/admin": ("考核指标管理", "the evaluation index"),
     "/analysis": ("空间分析", "spatial analysis"),
     "/grids": ("网格划分", "the grid editor"),
+    "/patrol": ("巡查统计", "patrol statistics"),
     "/admin": ("系统管理页面", "the administration pages"),
 }
 
 #: Callback modules that serve one page only: their callbacks run for that page's roles.
 CALLBACK_PAGES: dict[str, str] = {
     "callbacks.bigscreen": "/bigscreen",
+    "callbacks.bigscreen_eval": "/bigscreen",
     "callbacks.bigscreen_admin": "/bigscreen/admin",
     "callbacks.analysis": "/analysis",
+    "callbacks.analysis_actions": "/analysis",
     "callbacks.grids": "/grids",
+    "callbacks.patrol": "/patrol",
 }
 
 #: Component-id prefixes of those pages (callbacks/*_ids.py): callbacks Dash adds by itself
 #: for a page's components (e.g. the cancel of a background callback) are guarded by these.
-ID_PAGES: dict[str, str] = {"an-": "/analysis", "bs-": "/bigscreen", "bsa-": "/bigscreen/admin", "grid-": "/grids"}
+ID_PAGES: dict[str, str] = {"an-": "/analysis", "bs-": "/bigscreen", "bsa-": "/bigscreen/admin", "grid-": "/grids",
+                             "pt-": "/patrol"}
 
 _PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1"><title>403 · 无权访问 / No access</title>
@@ -144,6 +152,7 @@ def register_pages() -> None:
     _register("bigscreen-admin", "/bigscreen/admin", serve_bigscreen_admin, "考核指标管理 · 数字乡村一张图")
     _register("analysis", "/analysis", analysis_layout, "空间分析 · 数字乡村一张图")
     _register("grids", "/grids", grid_editor_layout, "网格划分 · 数字乡村一张图")
+    _register("patrol", "/patrol", patrol_layout, "巡查统计 · 数字乡村一张图")
 
 
 def _callback_page(app: dash.Dash) -> str | None:

@@ -24,7 +24,7 @@ from pyproj.exceptions import CRSError
 
 from etl import coords
 from etl.importers.errors import CrsRequired, ImportRejected
-from geodata.config import STORAGE_SRID
+from geodata.config import STORAGE_SRID, WGS84_SRID
 
 STORAGE_CRS = CRS.from_epsg(STORAGE_SRID)
 #: China's rough box (lon/lat), for plausibility when no county is loaded.
@@ -40,7 +40,7 @@ def parse_datum(value: str | None) -> str | None:
     if not value:
         return None
     key = value.strip().lower()
-    if key in ("", "none", "wgs84", "cgcs2000", "4326", "4490"):
+    if key in ("", "none", "wgs84", "cgcs2000", str(WGS84_SRID), str(STORAGE_SRID)):
         return None
     if key in _DATUM_ALIASES:
         return _DATUM_ALIASES[key]

@@ -6,6 +6,7 @@ message in Chinese first, English second.
 """
 from __future__ import annotations
 
+from geodata.config import STORAGE_SRID
 from geodata.i18n import BilingualError
 
 #: code → (Chinese, English) templates, formatted with ``str.format``.
@@ -147,9 +148,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "bad_coordinate": ("坐标“{value}”不是数字。", "Coordinate '{value}' is not a number."),
     "converted": ("坐标已由 {datum} 转换为 CGCS2000。", "Coordinates converted from {datum} to CGCS2000."),
     "axis_swap_applied": ("已按要求交换坐标轴。", "Axes swapped as requested."),
-    "crs_assumed": ("文件未声明坐标系;坐标为经纬度且位于本县,按 CGCS2000(EPSG:4490)处理。",
-                    "The file declares no CRS; the coordinates are degrees inside the county, taken as CGCS2000 "
-                    "(EPSG:4490)."),
+    "crs_assumed": (f"文件未声明坐标系;坐标为经纬度且位于本县,按 CGCS2000(EPSG:{STORAGE_SRID})处理。",
+                    f"The file declares no CRS; the coordinates are degrees inside the county, taken as CGCS2000 "
+                    f"(EPSG:{STORAGE_SRID})."),
     "crs_override": ("按指定的坐标系 {crs} 读取(文件声明为 {declared})。",
                      "Read in the given CRS {crs} (the file declares {declared})."),
 }

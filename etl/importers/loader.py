@@ -211,16 +211,16 @@ def _reference(conn) -> dict:
     }
 
 
-_STAGING_DDL = """
+_STAGING_DDL = f"""
     DROP TABLE IF EXISTS import_staging;
     CREATE TEMP TABLE import_staging (
         row_no        integer PRIMARY KEY,
         fid           text,
         key           text,
         name          text,
-        geom          geometry(Geometry, 4490),
-        props         jsonb NOT NULL DEFAULT '{}'::jsonb,
-        cols          jsonb NOT NULL DEFAULT '{}'::jsonb,
+        geom          geometry(Geometry, {STORAGE_SRID}),
+        props         jsonb NOT NULL DEFAULT '{{}}'::jsonb,
+        cols          jsonb NOT NULL DEFAULT '{{}}'::jsonb,
         village_id    integer,
         flag_code     text,
         reject_code   text,

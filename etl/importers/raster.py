@@ -17,6 +17,7 @@ from sqlalchemy import text
 from etl.importers.archive import Limits
 from etl.importers.crs import crs_label, parse_crs
 from etl.importers.errors import ImportRejected
+from geodata.config import STORAGE_SRID
 
 
 @dataclass
@@ -75,7 +76,7 @@ def inspect_raster(path: Path, given_crs: str | None, limits: Limits | None = No
                 if ds.crs is None:
                     raise ImportRejected("raster_no_crs")
                 crs = parse_crs(ds.crs.to_wkt())
-            footprint = transform_geom(crs.to_wkt(), "EPSG:4490", mapping(box(*ds.bounds)), precision=-1)
+            footprint = transform_geom(crs.to_wkt(), f"EPSG:{STORAGE_SRID}", mapping(box(*ds.bounds)), precision=-1)
             t = ds.transform
             return RasterInfo(
                 driver=ds.driver, width=ds.width, height=ds.height, band_count=ds.count,
@@ -108,20 +109,20 @@ def store_raster(conn, path: Path, sha256: str, name: str, title_zh: str, title_
         shutil.copyfile(path, tmp)
         tmp.replace(dest)
         created = True
-    outside = conn.execute(text("""
+    outside = conn.execute(text(f"""
         SELECT EXISTS (SELECT 1 FROM county) AND NOT EXISTS (
-            SELECT 1 FROM county c WHERE ST_Intersects(c.geom, ST_GeomFromText(:wkt, 4490)))
+            SELECT 1 FROM county c WHERE ST_Intersects(c.geom, ST_GeomFromText(:wkt, {STORAGE_SRID})))
     """), {"wkt": info.footprint_wkt}).scalar_one()
     if outside:
         if created:
             dest.unlink(missing_ok=True)
         raise ImportRejected("raster_outside")
-    rid = conn.execute(text("""
+    rid = conn.execute(text(f"""
         INSERT INTO raster_dataset (name, title_zh, title_en, file_sha256, path, driver, width, height, band_count,
                                     dtypes, nodata, source_crs, res_x, res_y, transform, band_descriptions,
                                     footprint, import_id)
         VALUES (:name, :zh, :en, :sha, :path, :driver, :w, :h, :n, :dtypes, :nodata, :crs, :rx, :ry, :tf, :desc,
-                ST_GeomFromText(:wkt, 4490), :imp)
+                ST_GeomFromText(:wkt, {STORAGE_SRID}), :imp)
         ON CONFLICT (name) DO UPDATE SET
             title_zh = EXCLUDED.title_zh, title_en = EXCLUDED.title_en, file_sha256 = EXCLUDED.file_sha256,
             path = EXCLUDED.path, driver = EXCLUDED.driver, width = EXCLUDED.width, height = EXCLUDED.height,

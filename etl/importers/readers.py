@@ -25,6 +25,7 @@ from shapely.geometry import shape
 from etl.importers.archive import Limits, check_archive, safe_extract
 from etl.importers.encoding import EncodingChoice, choose_dbf_encoding, decode_text
 from etl.importers.errors import ImportRejected
+from geodata.config import WGS84_SRID
 
 VECTOR_EXT = {".shp": "shapefile", ".gpkg": "gpkg", ".geojson": "geojson", ".json": "geojson",
               ".csv": "csv", ".tsv": "csv", ".txt": "csv", ".xlsx": "xlsx"}
@@ -407,7 +408,7 @@ def _geojson_source(path: Path, encoding: str | None) -> Source:
         except Exception:  # noqa: BLE001
             raise ImportRejected("crs_invalid", crs=crs_name[:80]) from None
     else:
-        crs = CRS.from_epsg(4326)  # RFC 7946: GeoJSON is WGS84 lon/lat
+        crs = CRS.from_epsg(WGS84_SRID)  # RFC 7946: GeoJSON is WGS84 lon/lat
     fields: list[str] = []
     for it in items[:1000]:
         if isinstance(it, dict) and isinstance(it.get("properties"), dict):

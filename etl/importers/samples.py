@@ -16,13 +16,15 @@ import numpy as np
 import shapely
 from pyproj import Transformer
 
+from geodata.config import METRIC_SRID, STORAGE_SRID
+
 #: A few places inside Deqing county (lon, lat, CGCS2000) and clinic names.
 DEQING_POINTS = [(119.96, 30.54), (119.99, 30.56), (120.02, 30.53), (120.05, 30.58), (120.08, 30.55)]
 CLINIC_NAMES = ["新市镇中心卫生院", "乾元镇卫生院", "洛舍镇砂村卫生室", "钟管镇曲溪村卫生室", "禹越镇三林村卫生服务站"]
 
 
 def shapefile_zip(path: Path, points, props: dict[str, list], encoding: str = "GBK", cpg: bool = True,
-                  prj: bool = True, ldid: int | None = 0, crs: str = "EPSG:4490", geoms=None) -> Path:
+                  prj: bool = True, ldid: int | None = 0, crs: str = f"EPSG:{STORAGE_SRID}", geoms=None) -> Path:
     """Write a zipped Shapefile.
 
     Parameters
@@ -189,9 +191,9 @@ def star_polygon(n: int, x: float, y: float, outer: float = 0.02, inner: float =
     return shapely.Polygon(np.column_stack([x + r * np.cos(a), y + r * np.sin(a)]))
 
 
-def to_gauss_kruger(points, epsg: int = 4549) -> list[tuple[float, float]]:
+def to_gauss_kruger(points, epsg: int = METRIC_SRID) -> list[tuple[float, float]]:
     """CGCS2000 lon/lat → Gauss-Krüger metres (CM 120E by default)."""
-    tr = Transformer.from_crs(4490, epsg, always_xy=True)
+    tr = Transformer.from_crs(STORAGE_SRID, epsg, always_xy=True)
     xs, ys = tr.transform(np.array([p[0] for p in points]), np.array([p[1] for p in points]))
     return list(zip(xs.tolist(), ys.tolist()))
 
@@ -219,7 +221,7 @@ def write_all(outdir: Path) -> list[Path]:
     out = [
         shapefile_zip(outdir / "卫健局_卫生机构_GBK无cpg.zip", DEQING_POINTS, props, cpg=False),
         shapefile_zip(outdir / "clinics_gk_no_prj.zip", to_gauss_kruger(DEQING_POINTS), props, prj=False,
-                      crs="EPSG:4549"),
+                      crs=f"EPSG:{METRIC_SRID}"),
         geojson(outdir / "broken_polygons.geojson",
                 [(bowtie(119.97, 30.55), {"id": "A", "名称": "蝴蝶结"}),
                  (self_touching(120.03, 30.56), {"id": "B", "名称": "自接触环"}),

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 
 from etl.importers.readers import normalise_header
+from geodata.config import STORAGE_SRID
 
 ALIASES: dict[str, list[str]] = {
     "id": ["id", "编号", "唯一编号", "标识码", "objectid", "oid", "bh", "序号"],
@@ -241,11 +242,11 @@ class ResourceTarget(Target):
         # so ids other tables refer to survive a re-import; rows gone from the file go.
         source = "import:" + self.layer_key()
         params = {"src": source, "imp": import_id}
-        updated = conn.execute(text("""
+        updated = conn.execute(text(f"""
             UPDATE resource r
                SET village_id = s.village_id, type = s.cols->>'type', name = s.name,
                    capacity = (s.cols->>'capacity')::integer, address = s.cols->>'address',
-                   geom = ST_SetSRID(s.geom, 4490),
+                   geom = ST_SetSRID(s.geom, {STORAGE_SRID}),
                    attrs = s.props || jsonb_build_object('_source_id', s.key, '_import_id', CAST(:imp AS bigint))
               FROM import_staging s
              WHERE s.reject_code IS NULL AND s.key IS NOT NULL AND r.source = :src
@@ -257,10 +258,10 @@ class ResourceTarget(Target):
                AND NOT EXISTS (SELECT 1 FROM import_staging s
                                 WHERE s.reject_code IS NULL AND s.key IS NOT NULL AND s.key = r.attrs->>'_source_id')
         """), params).rowcount
-        inserted = conn.execute(text("""
+        inserted = conn.execute(text(f"""
             INSERT INTO resource (village_id, type, name, capacity, address, geom, attrs, source)
             SELECT s.village_id, s.cols->>'type', s.name, (s.cols->>'capacity')::integer, s.cols->>'address',
-                   ST_SetSRID(s.geom, 4490),
+                   ST_SetSRID(s.geom, {STORAGE_SRID}),
                    s.props || jsonb_build_object('_source_id', s.key, '_import_id', CAST(:imp AS bigint)), :src
               FROM import_staging s
              WHERE s.reject_code IS NULL
@@ -306,9 +307,9 @@ class SensorTarget(Target):
         _reject_without_village(conn)
 
     def merge(self, conn, import_id):
-        rows = conn.execute(text("""
+        rows = conn.execute(text(f"""
             INSERT INTO sensor (code, type, village_id, geom, status)
-            SELECT key, cols->>'type', village_id, ST_SetSRID(geom, 4490), cols->>'status'
+            SELECT key, cols->>'type', village_id, ST_SetSRID(geom, {STORAGE_SRID}), cols->>'status'
               FROM import_staging WHERE reject_code IS NULL ORDER BY row_no
             ON CONFLICT (code) DO UPDATE
                SET type = EXCLUDED.type, village_id = EXCLUDED.village_id, geom = EXCLUDED.geom,
@@ -344,10 +345,10 @@ class VillageTarget(Target):
         """))
 
     def merge(self, conn, import_id):
-        rows = conn.execute(text("""
+        rows = conn.execute(text(f"""
             INSERT INTO village (town_id, code, name, geom, label_point)
-            SELECT t.id, s.key, s.name, ST_Multi(ST_SetSRID(s.geom, 4490)),
-                   ST_PointOnSurface(ST_SetSRID(s.geom, 4490))
+            SELECT t.id, s.key, s.name, ST_Multi(ST_SetSRID(s.geom, {STORAGE_SRID})),
+                   ST_PointOnSurface(ST_SetSRID(s.geom, {STORAGE_SRID}))
               FROM import_staging s JOIN town t ON t.code = s.cols->>'town_code'
              WHERE s.reject_code IS NULL ORDER BY s.row_no
             ON CONFLICT (code) DO UPDATE
@@ -386,12 +387,12 @@ class GridTarget(Target):
 
     def merge(self, conn, import_id):
         changed_by = f"import:{import_id}"
-        conn.execute(text("""
+        conn.execute(text(f"""
             CREATE TEMP TABLE import_grid_plan ON COMMIT DROP AS
-            SELECT s.row_no, s.key, s.name, ST_Multi(ST_SetSRID(s.geom, 4490)) AS geom, s.village_id,
+            SELECT s.row_no, s.key, s.name, ST_Multi(ST_SetSRID(s.geom, {STORAGE_SRID})) AS geom, s.village_id,
                    g.id AS old_id, g.uid AS old_uid, g.version AS old_version, g.worker_id,
                    CASE WHEN g.id IS NULL THEN 'new'
-                        WHEN ST_Equals(g.geom, ST_SetSRID(s.geom, 4490)) AND g.name = s.name
+                        WHEN ST_Equals(g.geom, ST_SetSRID(s.geom, {STORAGE_SRID})) AND g.name = s.name
                              AND g.village_id = s.village_id THEN 'same'
                         ELSE 'changed' END AS action
               FROM import_staging s
@@ -523,9 +524,9 @@ class CustomTarget(Target):
                                                                     ensure_ascii=False),
                "imp": import_id}).scalar_one()
         deleted = conn.execute(text("DELETE FROM custom_feature WHERE layer_id = :l"), {"l": layer_id}).rowcount
-        inserted = conn.execute(text("""
+        inserted = conn.execute(text(f"""
             INSERT INTO custom_feature (layer_id, village_id, source_id, name, props, geom, import_id)
-            SELECT :l, village_id, key, name, props, ST_SetSRID(geom, 4490), :imp
+            SELECT :l, village_id, key, name, props, ST_SetSRID(geom, {STORAGE_SRID}), :imp
               FROM import_staging WHERE reject_code IS NULL ORDER BY row_no
         """), {"l": layer_id, "imp": import_id}).rowcount
         return {"inserted": inserted, "replaced": deleted}

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from geodata.events import Actor, EventError, transition
+from geodata.events import EventError, transition
+from geodata.identity import Actor
 from geodata.workflow import Action, InvalidTransition, PermissionDenied, check_permission
 
 #: What a planner's list offers: 立案 (open) and 派遣 (assign to the routed grid worker).

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from geodata.analysis.errors import AnalysisError
 from geodata.analysis.result import AnalysisResult, LegendEntry
 from geodata.analysis.selection import EventFilter, require_events
-from geodata.config import METRIC_SRID
+from geodata.config import METRIC_SRID, STORAGE_SRID
 
 CLUSTER_COLORS = ["#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf", "#999999",
                   "#66c2a5", "#fc8d62", "#8da0cb", "#e78ac3"]
@@ -168,7 +168,7 @@ def event_clusters(session: Session, flt: EventFilter, eps_m: float, min_points:
               FROM c WHERE cid IS NOT NULL GROUP BY cid
         )
         SELECT cid, n, ids,
-               ST_AsGeoJSON(ST_Transform(CASE WHEN ST_Dimension(h) < 2 THEN ST_Buffer(h, 10) ELSE h END, 4490), 6)
+               ST_AsGeoJSON(ST_Transform(CASE WHEN ST_Dimension(h) < 2 THEN ST_Buffer(h, 10) ELSE h END, {STORAGE_SRID}), 6)
                    AS geojson,
                ST_Area(CASE WHEN ST_Dimension(h) < 2 THEN ST_Buffer(h, 10) ELSE h END) AS area_m2,
                (SELECT count(*) FROM e) AS total
@@ -193,9 +193,9 @@ def event_clusters(session: Session, flt: EventFilter, eps_m: float, min_points:
     if len(rows) > 8:
         legend.append(LegendEntry(f"另有 {len(rows) - 8} 个聚类", f"{len(rows) - 8} more clusters", "#cccccc"))
     summary = {"events": int(total), "clusters": len(rows), "clustered": clustered, "noise": int(total) - clustered}
-    notes = [(f"DBSCAN(PostGIS ST_ClusterDBSCAN,EPSG:4549):eps = {eps:g} 米,最少点数 {mp}(含自身);"
+    notes = [(f"DBSCAN(PostGIS ST_ClusterDBSCAN,EPSG:{METRIC_SRID}):eps = {eps:g} 米,最少点数 {mp}(含自身);"
               "外包多边形为凸包。",
-              f"DBSCAN (PostGIS ST_ClusterDBSCAN, EPSG:4549): eps = {eps:g} m, min points {mp} (itself included); "
+              f"DBSCAN (PostGIS ST_ClusterDBSCAN, EPSG:{METRIC_SRID}): eps = {eps:g} m, min points {mp} (itself included); "
               "hulls are convex hulls."),
              ("两个聚类之间的边界点归属任一聚类均属正确(与 scikit-learn 可能不同)。",
               "A border point reachable from two clusters may join either (scikit-learn may choose the other).")]

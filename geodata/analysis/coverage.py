@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from geodata.analysis.errors import AnalysisError
 from geodata.analysis.result import AnalysisResult, LegendEntry
-from geodata.config import METRIC_SRID
+from geodata.config import METRIC_SRID, STORAGE_SRID
 
 MEASURES = {"total": ("总人口", "people"), "age_60_plus": ("60岁以上老人", "people aged 60+")}
 COVERAGE_COLORS = ["#d7191c", "#fdae61", "#ffffbf", "#a6d96a", "#1a9641"]  # 0–20 … 80–100 % covered
@@ -77,7 +77,7 @@ def _check_points(points) -> list[tuple[float, float]]:
 # One statement; :xs/:ys are the facilities (existing + hypothetical), lon/lat.
 _UNITS_SQL = f"""
 WITH fac AS (
-    SELECT ST_Union(ST_Buffer(ST_Transform(ST_SetSRID(ST_MakePoint(x, y), 4490), {METRIC_SRID}), :d, 16)) AS g
+    SELECT ST_Union(ST_Buffer(ST_Transform(ST_SetSRID(ST_MakePoint(x, y), {STORAGE_SRID}), {METRIC_SRID}), :d, 16)) AS g
       FROM unnest(CAST(:xs AS float8[]), CAST(:ys AS float8[])) AS f(x, y)
 ), yr AS (SELECT max(year) AS y FROM population),
 grids AS (
@@ -100,10 +100,10 @@ grids AS (
       FROM units u CROSS JOIN fac
 )
 SELECT level, key, code, name, village_id, village, total, age_60_plus, area, covered_area,
-       CASE WHEN :with_geom THEN ST_AsGeoJSON(ST_Transform(ST_SimplifyPreserveTopology(geom, 5), 4490), 6) END
+       CASE WHEN :with_geom THEN ST_AsGeoJSON(ST_Transform(ST_SimplifyPreserveTopology(geom, 5), {STORAGE_SRID}), 6) END
            AS geojson,
        CASE WHEN :with_geom AND NOT ST_IsEmpty(gap) AND ST_Area(gap) > 1
-            THEN ST_AsGeoJSON(ST_Transform(ST_SimplifyPreserveTopology(gap, 5), 4490), 6) END AS gap_geojson
+            THEN ST_AsGeoJSON(ST_Transform(ST_SimplifyPreserveTopology(gap, 5), {STORAGE_SRID}), 6) END AS gap_geojson
   FROM measured ORDER BY level, code
 """
 
@@ -204,8 +204,8 @@ def coverage(session: Session, resource_type: str, distance_m: float, *, measure
               for i, c in enumerate(COVERAGE_COLORS)]
     legend.append(LegendEntry(f"服务盲区(距{name_zh}超过 {d:,.0f} 米)",
                               f"Service desert (over {d:,.0f} m from {name_en.lower()})", DESERT_COLOR, "line"))
-    notes = [(f"{mz}按网格面积均匀分布(每个网格的人口均摊到其面积上);直线距离,EPSG:4549。",
-              f"{me.capitalize()} spread uniformly over each grid's area; straight-line distance, EPSG:4549."),
+    notes = [(f"{mz}按网格面积均匀分布(每个网格的人口均摊到其面积上);直线距离,EPSG:{METRIC_SRID}。",
+              f"{me.capitalize()} spread uniformly over each grid's area; straight-line distance, EPSG:{METRIC_SRID}."),
              (f"设施:全县 {len(fac)} 处{name_zh}" + (f",另加 {len(extra)} 处假设设施(未写入数据库)" if extra else ""),
               f"Facilities: all {len(fac)} {name_en.lower()} facilities in the county"
               + (f", plus {len(extra)} hypothetical (not saved)" if extra else ""))]

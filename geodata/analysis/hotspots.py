@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 from geodata.analysis import gistar as gs
 from geodata.analysis.cells import Cells, area_of, grid_cells, h3_cells
 from geodata.analysis.errors import AnalysisError
-from geodata.analysis.result import HEAT_COLORS, AnalysisResult, LegendEntry, feature, sequential_colors
+from geodata.analysis.result import HEAT_COLORS, AnalysisResult, LegendEntry, count_classes, feature
 from geodata.analysis.selection import EventFilter, event_points, require_events
+from geodata.config import STORAGE_SRID
 
 #: Gi* on fewer events is noise: the usual rule of thumb (ArcGIS asks for 30 features).
 MIN_EVENTS = 30
@@ -129,23 +130,22 @@ def _p_note(res: gs.GiStarResult) -> tuple[str, str]:
 
 
 def heat(session: Session, flt: EventFilter, *, resolution: int = 8) -> AnalysisResult:
-    """Event counts per H3 hexagon (cells with events only), coloured by quantile class."""
+    """Event counts per H3 hexagon (cells with events only), in natural-breaks classes (:func:`count_classes`)."""
     pts = event_points(session, flt.validate())
     require_events(len(pts), 1, "热力图", "The heat view")
     cells = h3_cells(area_of(session, flt.village_ids), resolution, (pts.lon, pts.lat))
     y = cells.counts(cells.assign(pts.lon, pts.lat, pts.x, pts.y))
-    colors, bounds = sequential_colors(y, HEAT_COLORS)
+    colors, classes = count_classes(y, HEAT_COLORS)
     feats = [feature(cells.geoms[i], cells.ids[i], colors[i], label=cells.ids[i], count=int(y[i]))
              for i in range(len(cells)) if y[i] > 0]
-    legend, lower = [], 0
-    for i, b in enumerate(bounds):
-        color = HEAT_COLORS[min(len(HEAT_COLORS) - 1, round(i * (len(HEAT_COLORS) - 1) / max(1, len(bounds) - 1)))]
-        legend.append(LegendEntry(f"{lower + 1:.0f}–{b:.0f} 件", f"{lower + 1:.0f}–{b:.0f} events", color))
-        lower = b
+    ramp = {c: colors[int(np.flatnonzero((y >= lo) & (y <= hi))[0])] for c, (lo, hi) in enumerate(classes)}
+    legend = [LegendEntry(f"{lo}–{hi} 件" if lo != hi else f"{lo} 件", f"{lo}–{hi} events" if lo != hi
+                          else f"{lo} events", ramp[c]) for c, (lo, hi) in enumerate(classes)]
     summary = {"events": len(pts), "cells_with_events": len(feats), "max": int(y.max()) if y.size else 0}
     return AnalysisResult("heat", f"事件热力(H3 分辨率 {cells.resolution})",
                           f"Event density (H3 resolution {cells.resolution})", feats, legend, summary,
-                          [("每个六边形内的事件数,按分位数分级。", "Events per hexagon, quantile classes.")],
+                          [("每个六边形内的事件数,按自然断点(Fisher-Jenks)分级,热点单独成级。",
+                            "Events per hexagon, natural-breaks (Fisher-Jenks) classes: hot cells get their own.")],
                           {"resolution": cells.resolution, **flt.describe()})
 
 
@@ -159,11 +159,15 @@ CHANGE_LABELS = {
 
 def compare_windows(session: Session, flt: EventFilter, before: tuple[datetime, datetime],
                     after: tuple[datetime, datetime], *, progress=None, **kw) -> AnalysisResult:
-    """Gi* in two time windows on the same cells: new, intensifying, persistent and fading hot spots.
+    """Two time windows the planner chose, on the same cells: counts per cell and village, and Gi* change.
 
-    A cell is *hot* in a window when it is a hot spot at 95 % confidence or more there.
-    *New*: hot after, not before. *Intensifying*: hot in both with a higher z after.
-    *Persistent*: hot in both, z not higher. *Fading*: hot before, not after.
+    Every cell gets its event count in both windows and the difference. When both windows
+    hold at least :data:`MIN_EVENTS` events, Gi* runs in each and a cell is classed:
+    *new* (hot after, not before), *intensifying* (hot in both, higher z after),
+    *persistent* (hot in both, z not higher), *fading* (hot before, not after); *hot* means
+    a hot spot at 95 % confidence or more. With fewer events (e.g. this month against the
+    same month of a quiet year) the cells are coloured by more/fewer events instead, and a
+    note says why.
 
     Parameters
     ----------
@@ -171,73 +175,124 @@ def compare_windows(session: Session, flt: EventFilter, before: tuple[datetime, 
     flt : EventFilter
         Category and villages (its own window is ignored).
     before, after : (start, end)
-        The two windows.
+        The two windows, ``[start, end)``; they may be far apart or overlap.
     **kw
-        Passed to :func:`hotspots` (unit, resolution, weights, transform, permutations, seed, fdr).
+        Passed to the Gi* runs (unit, resolution, weights, transform, permutations, seed, fdr).
 
     Returns
     -------
     AnalysisResult
+        ``summary['by_village']``: ``[{village_id, village, before, after, delta}]``.
     """
     report = progress or (lambda *a: None)
     kw.setdefault("unit", "h3")
-    cells = None
+    wins = [replace(flt, start=start, end=end).validate() for start, end in (before, after)]
+    report(0.05, "读取事件", "Reading events")
+    pts = [event_points(session, w) for w in wins]
+    require_events(len(pts[0]) + len(pts[1]), 1, "两时段对比", "The two-window comparison")
     if kw["unit"] == "h3":
-        # Both windows must use the same cells: take the cells of all events of either window.
-        both = replace(flt, start=min(before[0], after[0]), end=max(before[1], after[1]))
-        pts = event_points(session, both.validate())
-        cells = h3_cells(area_of(session, flt.village_ids), kw.get("resolution", 8), (pts.lon, pts.lat))
+        lon = np.concatenate([p.lon for p in pts])
+        lat = np.concatenate([p.lat for p in pts])
+        cells = h3_cells(area_of(session, flt.village_ids), kw.get("resolution", 8), (lon, lat))
         kw["resolution"] = cells.resolution
-    runs = []
-    for i, (start, end) in enumerate((before, after)):
-        sub = replace(flt, start=start, end=end)
-        try:
-            runs.append(_run_on(session, sub, cells, kw,
-                                lambda f, zh, en, i=i: report(0.5 * i + 0.5 * f, zh, en)))
-        except AnalysisError as exc:
-            which_zh, which_en = ("前一时段", "the earlier window") if i == 0 else ("后一时段", "the later window")
-            raise AnalysisError(exc.code, f"{which_zh}:{exc.message_zh}", f"In {which_en}: {exc.message_en}",
-                                **exc.details) from None
-    (c0, r0, y0), (c1, r1, y1) = runs
-    hot0 = r0.classes >= 2
-    hot1 = r1.classes >= 2
-    change = np.full(len(c1), "", dtype=object)
-    change[hot1 & ~hot0] = "new"
-    change[hot1 & hot0 & (r1.z > r0.z)] = "intensifying"
-    change[hot1 & hot0 & ~(r1.z > r0.z)] = "persistent"
-    change[hot0 & ~hot1] = "fading"
-    feats = []
-    for i in range(len(c1)):
-        ch = change[i]
-        color = CHANGE_LABELS[ch][2] if ch else "#f7f7f7"
-        feats.append(feature(c1.geoms[i], c1.ids[i], color, label=c1.labels[i], change=ch or "none",
-                             change_zh=CHANGE_LABELS[ch][0] if ch else "无变化/不显著",
-                             change_en=CHANGE_LABELS[ch][1] if ch else "No hot spot",
-                             count_before=int(y0[i]), count_after=int(y1[i]),
-                             z_before=round(float(r0.z[i]), 3), z_after=round(float(r1.z[i]), 3)))
-    legend = [LegendEntry(zh, en, c) for zh, en, c in CHANGE_LABELS.values()]
-    legend.append(LegendEntry("无热点", "No hot spot", "#f7f7f7"))
-    summary = {k: int((change == k).sum()) for k in CHANGE_LABELS}
-    summary.update(events_before=int(y0.sum()), events_after=int(y1.sum()), cells=len(c1))
-    notes = [("热点指 95% 及以上置信度的 Gi* 热点;两个时段使用相同单元与权重。",
-              "Hot = Gi* hot spot at 95 % confidence or more; both windows use the same cells and weights.")]
-    params = {"before": [before[0].isoformat(), before[1].isoformat()],
-              "after": [after[0].isoformat(), after[1].isoformat()], **{k: v for k, v in kw.items()},
-              **flt.describe()}
-    return AnalysisResult("compare", "热点变化(两时段对比)", "Hot-spot change (two windows)", feats, legend,
-                          summary, notes, params)
-
-
-def _run_on(session, flt, cells, kw, report):
-    pts = event_points(session, flt.validate())
-    require_events(len(pts), MIN_EVENTS, "Gi* 热点分析", "Gi* hot-spot analysis")
-    if cells is None:
+    else:
         cells = grid_cells(session, flt.village_ids)
-    y = cells.counts(cells.assign(pts.lon, pts.lat, pts.x, pts.y))
-    w = _weights(cells, kw.get("weights", "queen"), kw.get("band_m"))
-    res = gs.gi_star(y, w, kw.get("transform", "R"), kw.get("permutations", 999), kw.get("seed", 42),
-                     kw.get("fdr", False), progress=lambda d, n: report(d / max(n, 1), "置换检验", "Permutations"))
-    return cells, res, y
+    y0, y1 = (cells.counts(cells.assign(p.lon, p.lat, p.x, p.y)) for p in pts)
+    gistar = min(len(pts[0]), len(pts[1])) >= MIN_EVENTS
+    change = np.full(len(cells), "", dtype=object)
+    z0 = z1 = np.zeros(len(cells))
+    if gistar:
+        w = _weights(cells, kw.get("weights", "queen"), kw.get("band_m"))
+        runs = []
+        for i, y in enumerate((y0, y1)):
+            runs.append(gs.gi_star(y, w, kw.get("transform", "R"), kw.get("permutations", 999), kw.get("seed", 42),
+                                   kw.get("fdr", False), progress=lambda d, n, i=i: report(
+                                       0.1 + 0.4 * i + 0.4 * d / max(n, 1), "置换检验", "Permutations")))
+        (r0, r1), (z0, z1) = runs, (runs[0].z, runs[1].z)
+        hot0, hot1 = r0.classes >= 2, r1.classes >= 2
+        change[hot1 & ~hot0] = "new"
+        change[hot1 & hot0 & (r1.z > r0.z)] = "intensifying"
+        change[hot1 & hot0 & ~(r1.z > r0.z)] = "persistent"
+        change[hot0 & ~hot1] = "fading"
+    report(0.92, "整理结果", "Preparing the result")
+    feats = [_change_feature(cells, i, change[i], int(y0[i]), int(y1[i]), float(z0[i]), float(z1[i]), gistar)
+             for i in range(len(cells)) if gistar or y0[i] or y1[i]]
+    labels = CHANGE_LABELS if gistar else COUNT_CHANGE_LABELS
+    legend = [LegendEntry(zh, en, c) for zh, en, c in labels.values()]
+    legend.append(LegendEntry("无热点", "No hot spot", "#f7f7f7") if gistar else LegendEntry("持平", "Same", "#f7f7f7"))
+    if gistar:
+        summary = {k: int((change == k).sum()) for k in CHANGE_LABELS}
+    else:
+        summary = {"more": int((y1 > y0).sum()), "fewer": int((y1 < y0).sum())}
+    summary.update(events_before=len(pts[0]), events_after=len(pts[1]), cells=len(cells),
+                   by_village=village_counts(session, wins[0], wins[1]))
+    notes = [_window_note(before, after)]
+    if gistar:
+        notes.append(("热点指 95% 及以上置信度的 Gi* 热点;两个时段使用相同单元与权重。",
+                      "Hot = Gi* hot spot at 95 % confidence or more; both windows use the same cells and weights."))
+    else:
+        notes.append((f"有一个时段事件少于 {MIN_EVENTS} 件,不做 Gi* 热点对比,仅比较各单元事件数。",
+                      f"One window has fewer than {MIN_EVENTS} events: no Gi* comparison, event counts per cell "
+                      "only."))
+    params = {"before": [before[0].isoformat(), before[1].isoformat()],
+              "after": [after[0].isoformat(), after[1].isoformat()], "gistar": gistar, **dict(kw),
+              **flt.describe()}
+    return AnalysisResult("compare", "两时段对比", "Two windows compared", feats, legend, summary, notes, params)
+
+
+COUNT_CHANGE_LABELS = {
+    "more": ("事件增多", "More events", "#e34a33"),
+    "fewer": ("事件减少", "Fewer events", "#74add1"),
+}
+
+
+def _change_feature(cells: Cells, i: int, ch: str, c0: int, c1: int, z0: float, z1: float, gistar: bool) -> dict:
+    if not gistar:
+        ch = "more" if c1 > c0 else "fewer" if c1 < c0 else ""
+    labels = CHANGE_LABELS if gistar else COUNT_CHANGE_LABELS
+    zh, en, color = labels[ch] if ch else (("无变化/不显著", "No hot spot", "#f7f7f7") if gistar
+                                           else ("持平", "Same", "#f7f7f7"))
+    return feature(cells.geoms[i], cells.ids[i], color, label=cells.labels[i], change=ch or "none",
+                   change_zh=zh, change_en=en, count_before=c0, count_after=c1, delta=c1 - c0,
+                   z_before=round(z0, 3), z_after=round(z1, 3))
+
+
+def _window_note(before, after) -> tuple[str, str]:
+    from datetime import timedelta
+
+    from geodata.clock import fmt_local
+
+    def span(w):  # the end is exclusive: show the last day that counts
+        return f"{fmt_local(w[0], '%Y-%m-%d')} – {fmt_local(w[1] - timedelta(seconds=1), '%Y-%m-%d')}"
+    return (f"前一时段 {span(before)},后一时段 {span(after)}。",
+            f"Earlier window {span(before)}, later window {span(after)}.")
+
+
+def village_counts(session: Session, before: EventFilter, after: EventFilter) -> list[dict]:
+    """Events per village in two windows (RLS applies), biggest change first.
+
+    Returns
+    -------
+    list of dict
+        ``village_id``, ``village``, ``before``, ``after``, ``delta`` (after − before).
+    """
+    w0, p0 = before.where("e")
+    w1, p1 = after.where("e")
+    params = {**{f"b_{k}": v for k, v in p0.items()}, **{f"a_{k}": v for k, v in p1.items()}}
+    for k in p0:
+        w0 = w0.replace(f":{k}", f":b_{k}")
+    for k in p1:
+        w1 = w1.replace(f":{k}", f":a_{k}")
+    rows = session.execute(text(
+        f"""
+        SELECT v.id AS village_id, v.name AS village,
+               count(*) FILTER (WHERE {w0}) AS before, count(*) FILTER (WHERE {w1}) AS after
+          FROM event e JOIN village v ON v.id = e.village_id
+         WHERE ({w0}) OR ({w1})
+         GROUP BY v.id, v.name
+        """), params).mappings()
+    out = [{**dict(r), "delta": int(r["after"]) - int(r["before"])} for r in rows]
+    return sorted(out, key=lambda r: (-abs(r["delta"]), r["village"]))
 
 
 def events_in_cell(session: Session, flt: EventFilter, unit: str, key: str, resolution: int | None = None,
@@ -267,7 +322,7 @@ def events_in_cell(session: Session, flt: EventFilter, unit: str, key: str, reso
         import shapely
 
         poly = shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(str(key))])
-        cond = "ST_Intersects(e.geom, ST_GeomFromText(:cellwkt, 4490))"
+        cond = f"ST_Intersects(e.geom, ST_GeomFromText(:cellwkt, {STORAGE_SRID}))"
         params["cellwkt"] = poly.buffer(1e-6).wkt
         res = h3.get_resolution(str(key))
         extra = lambda rows: [r for r in rows if h3.latlng_to_cell(r["lat"], r["lon"], res) == str(key)]  # noqa: E731
@@ -293,7 +348,7 @@ def _event_rows(session: Session, where: str, params: dict, limit: int) -> list[
     params = {**params, "limit": int(limit)}
     return [dict(r) for r in session.execute(text(
         f"""
-        SELECT e.id, e.version, e.state, s.name_zh AS subclass_zh, s.name_en AS subclass_en, e.reported_at,
+        SELECT e.id, e.version, e.state, e.subclass_code, s.name_zh AS subclass_zh, s.name_en AS subclass_en, e.reported_at,
                v.name AS village, e.grid_uid::text AS grid_uid, e.worker_id, e.boundary_pending,
                ST_X(e.geom) AS lon, ST_Y(e.geom) AS lat, e.description
           FROM event e JOIN event_subclass s ON s.code = e.subclass_code

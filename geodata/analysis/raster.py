@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from geodata.analysis.errors import AnalysisError
 from geodata.analysis.result import AnalysisResult, LegendEntry, sequential_colors
-from geodata.config import STORAGE_SRID
+from geodata.config import METRIC_SRID, STORAGE_SRID, WEB_MERCATOR_SRID, WGS84_SRID
 
 STATS = ("sum", "mean", "max")
 RAMP = ["#ffffcc", "#c7e9b4", "#7fcdbb", "#41b6c4", "#1d91c0", "#225ea8", "#0c2c84"]
@@ -61,8 +61,8 @@ def _open(path: Path, crs: str | None = None):
         raise AnalysisError("raster_unreadable", f"无法读取栅格文件:{exc}", f"Cannot read the raster: {exc}") from None
     if ds.crs is None and not crs:
         ds.close()
-        raise AnalysisError("raster_no_crs", "栅格文件没有坐标系,请指定其坐标系(例如 EPSG:4549)。",
-                            "The raster has no coordinate reference system; name it (e.g. EPSG:4549).")
+        raise AnalysisError("raster_no_crs", f"栅格文件没有坐标系,请指定其坐标系(例如 EPSG:{METRIC_SRID})。",
+                            f"The raster has no coordinate reference system; name it (e.g. EPSG:{METRIC_SRID}).")
     return ds
 
 
@@ -273,14 +273,14 @@ def render_overlay(path: str | Path, *, band: int = 1, max_size: int = 1200, crs
 
     with _open(Path(path), crs) as ds:
         src_crs = ds.crs or rasterio.crs.CRS.from_user_input(crs)
-        transform, w, h = calculate_default_transform(src_crs, "EPSG:3857", ds.width, ds.height, *ds.bounds)
+        transform, w, h = calculate_default_transform(src_crs, f"EPSG:{WEB_MERCATOR_SRID}", ds.width, ds.height, *ds.bounds)
         scale = max(w / max_size, h / max_size, 1.0)
         w2, h2 = max(1, int(w / scale)), max(1, int(h / scale))
         transform = transform @ Affine.scale(w / w2, h / h2)
         data = np.full((h2, w2), np.nan, dtype="float32")
         src = ds.read(band, masked=True).astype("float32").filled(np.nan)
         reproject(src, data, src_transform=ds.transform, src_crs=src_crs, dst_transform=transform,
-                  dst_crs="EPSG:3857", resampling=Resampling.average, src_nodata=np.nan, dst_nodata=np.nan)
+                  dst_crs=f"EPSG:{WEB_MERCATOR_SRID}", resampling=Resampling.average, src_nodata=np.nan, dst_nodata=np.nan)
     valid = np.isfinite(data) & (data > 0)
     vmax = float(np.nanpercentile(data[valid], 99)) if valid.any() else 1.0
     t = np.clip(np.where(valid, data, 0) / (vmax or 1.0), 0, 1)
@@ -300,7 +300,7 @@ def render_overlay(path: str | Path, *, band: int = 1, max_size: int = 1200, crs
         raw = mem.read()
     west, north = transform @ (0, 0)
     east, south = transform @ (w2, h2)
-    to_ll = Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)
+    to_ll = Transformer.from_crs(WEB_MERCATOR_SRID, WGS84_SRID, always_xy=True)
     (w_lon, e_lon), (s_lat, n_lat) = to_ll.transform([west, east], [south, north])
     legend = [LegendEntry(f"{vmax * f:,.1f}", f"{vmax * f:,.1f}", RAMP[round(f * (len(RAMP) - 1))], "ramp")
               for f in (0, 0.25, 0.5, 0.75, 1.0)]

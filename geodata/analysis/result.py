@@ -110,3 +110,91 @@ def sequential_colors(values, colors: list[str], k: int | None = None) -> tuple[
 
 
 HEAT_COLORS = ["#fff5eb", "#fdd0a2", "#fd8d3c", "#d94801", "#7f2704"]
+
+
+def count_classes(values, colors: list[str]) -> tuple[list[str], list[tuple[int, int]]]:
+    """Classes of event counts for a heat map: Fisher-Jenks natural breaks on the non-zero counts.
+
+    Counts of events are heavily skewed (most cells hold one or two events, a few hold
+    dozens); quantile classes then spend every colour on 1, 2 and 3 and lump the hot cells
+    with them (1–1 / 2–2 / 3–44). Natural breaks (Fisher-Jenks, as mapclassify's
+    ``FisherJenks``) minimise the spread inside each class, so the few hot cells get
+    classes of their own. Computed exactly on the distinct counts weighted by how often
+    they occur (:func:`_jenks_uppers`), which is fast for any number of cells. With no
+    more distinct counts than colours, each count is its own class.
+
+    Parameters
+    ----------
+    values : array-like of int
+        Counts per cell (zeros stay uncoloured).
+    colors : list of str
+        One colour per class, light to dark; its length is the largest number of classes.
+
+    Returns
+    -------
+    (list of str, list of (int, int))
+        The colour of each value, and each class's lowest and highest count.
+    """
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    pos = v[v > 0]
+    if pos.size == 0:
+        return ["#00000000"] * v.size, []
+    distinct = np.unique(pos)
+    k = len(colors)
+    if distinct.size <= k:
+        uppers = [float(d) for d in distinct]
+    else:
+        uppers = _jenks_uppers(distinct, np.array([(pos == d).sum() for d in distinct], dtype=float), k)
+    classes, lower = [], 0.0
+    for b in uppers:
+        inside = pos[(pos > lower) & (pos <= b)]
+        if inside.size:
+            classes.append((int(inside.min()), int(inside.max())))
+        lower = b
+    n = len(classes)
+    # spread the classes over the ramp so the darkest colour always marks the hottest class
+    ramp = [colors[round(i * (k - 1) / max(1, n - 1))] if n > 1 else colors[-1] for i in range(n)]
+    out = []
+    for val in v:
+        if not val > 0:
+            out.append("#00000000")
+            continue
+        idx = next(i for i, (_lo, hi) in enumerate(classes) if val <= hi)
+        out.append(ramp[idx])
+    return out, classes
+
+
+def _jenks_uppers(x, w, k: int) -> list[float]:
+    """Fisher's exact optimal partition of sorted distinct values ``x`` (weights ``w``) into ``k`` classes.
+
+    Dynamic programming over the m distinct values (O(m² k)); returns each class's upper value.
+    """
+    import numpy as np
+
+    m = x.size
+    cw, cx, cxx = (np.concatenate([[0.0], np.cumsum(a)]) for a in (w, w * x, w * x * x))
+
+    def sse(i, j):  # values i..j inclusive
+        ww = cw[j + 1] - cw[i]
+        sx = cx[j + 1] - cx[i]
+        return (cxx[j + 1] - cxx[i]) - sx * sx / ww
+
+    cost = np.full((k + 1, m), np.inf)
+    back = np.zeros((k + 1, m), dtype=int)
+    for j in range(m):
+        cost[1, j] = sse(0, j)
+    for c in range(2, k + 1):
+        for j in range(c - 1, m):
+            best, arg = np.inf, c - 1
+            for i in range(c - 1, j + 1):  # class c holds values i..j
+                v = cost[c - 1, i - 1] + sse(i, j)
+                if v < best:
+                    best, arg = v, i
+            cost[c, j], back[c, j] = best, arg
+    uppers, j = [], m - 1
+    for c in range(k, 0, -1):
+        uppers.append(float(x[j]))
+        j = back[c, j] - 1
+    return sorted(uppers)

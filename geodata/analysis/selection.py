@@ -10,9 +10,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geodata.analysis.errors import AnalysisError
+from geodata.clock import as_local, display_zone
 from geodata.config import METRIC_SRID
 
-CST = timezone(timedelta(hours=8))
 _CODE = re.compile(r"^[0-9]{2}([0-9]{2})?$")
 
 
@@ -25,7 +25,7 @@ class EventFilter:
     categories : tuple of str
         Event class codes (2 digits) and/or subclass codes (4 digits); empty = all.
     start, end : datetime, optional
-        Report-time window ``[start, end)``; naive values are China time.
+        Report-time window ``[start, end)``; naive values are display-zone wall time (``DVMAP_TIMEZONE``).
     village_ids : tuple of int
         Restrict to these villages; empty = everything the caller may see.
     states : tuple of str
@@ -41,7 +41,7 @@ class EventFilter:
     @classmethod
     def last_days(cls, days: int, categories=(), village_ids=(), now: datetime | None = None) -> "EventFilter":
         """The last ``days`` days up to ``now`` (default: now)."""
-        end = (now or datetime.now(CST)).astimezone(CST)
+        end = (now or datetime.now(timezone.utc)).astimezone(display_zone())
         return cls(tuple(categories or ()), end - timedelta(days=int(days)), end, tuple(village_ids or ()))
 
     def validate(self) -> "EventFilter":
@@ -95,7 +95,7 @@ class EventFilter:
 def _aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
-    return value.replace(tzinfo=CST) if value.tzinfo is None else value
+    return as_local(value)
 
 
 @dataclass

@@ -8,6 +8,8 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geodata.config import METRIC_SRID
+
 _LATEST_YEAR = "(SELECT max(year) FROM population)"
 
 
@@ -56,7 +58,7 @@ def grid(session: Session, grid_id: int) -> dict | None:
             f"""
             SELECT g.id, g.uid::text AS uid, g.code, g.name, g.version, g.valid_from, g.valid_to,
                    v.name AS village, v.id AS village_id, pe.name AS worker, pe.phone AS worker_phone,
-                   ST_Area(ST_Transform(g.geom, 4549)) AS area_m2,
+                   ST_Area(ST_Transform(g.geom, {METRIC_SRID})) AS area_m2,
                    p.total, p.age_60_plus, p.households
               FROM grid g
               JOIN village v ON v.id = g.village_id
@@ -68,6 +70,30 @@ def grid(session: Session, grid_id: int) -> dict | None:
         {"id": grid_id},
     ).mappings().first()
     return dict(row) if row else None
+
+
+def village_grids(session: Session, village_id: int) -> list[dict]:
+    """The village's current grids (id, code, name), in code order (west → east, north → south).
+
+    Parameters
+    ----------
+    session : Session
+        A scoped session: grids outside the caller's scope are not listed.
+    village_id : int
+        ``village.id``.
+    """
+    rows = session.execute(
+        text(
+            """
+            SELECT g.id, trim(g.code) AS code, g.name
+              FROM grid g
+             WHERE g.village_id = :id AND g.valid_to IS NULL
+             ORDER BY g.code
+            """
+        ),
+        {"id": village_id},
+    ).mappings()
+    return [dict(r) for r in rows]
 
 
 def resource(session: Session, resource_id: int) -> dict | None:

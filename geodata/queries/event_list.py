@@ -12,6 +12,7 @@ from typing import Sequence
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geodata.config import STORAGE_SRID
 from geodata.queries import events_map
 
 #: State groups the table filters by: the map layer's, with the same conditions.
@@ -171,8 +172,8 @@ def place_at(session: Session, lon: float, lat: float) -> dict:
     """
     row = session.execute(
         text(
-            """
-            WITH p AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4490) AS geom)
+            f"""
+            WITH p AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), {STORAGE_SRID}) AS geom)
             SELECT EXISTS (SELECT 1 FROM county c, p WHERE ST_Intersects(c.geom, p.geom)) AS inside_county,
                    v.id AS village_id, v.name AS village, t.name AS town,
                    g.code AS grid_code, g.name AS grid_name, w.name AS worker
@@ -201,3 +202,23 @@ def photo_of_event(session: Session, event_id: int, photo_id: int) -> tuple[str,
         {"pid": int(photo_id), "eid": int(event_id)},
     ).first()
     return (row.content_type, bytes(row.data)) if row else None
+
+
+def in_own_scope(session: Session, event_id: int) -> bool:
+    """Whether the caller's scope covers the event, not only their own report (migration 0020).
+
+    Parameters
+    ----------
+    session : Session
+        A scoped session.
+    event_id : int
+
+    Returns
+    -------
+    bool
+        True when the event's village and grid are in scope (the caller may act on it);
+        False for a report the caller made into another grid, or an unknown id.
+    """
+    return bool(session.execute(text(
+        "SELECT dvmap_village_visible(village_id) AND dvmap_grid_visible(grid_uid) FROM event WHERE id = :id"),
+        {"id": int(event_id)}).scalar())

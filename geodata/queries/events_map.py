@@ -11,6 +11,8 @@ from datetime import timedelta
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geodata.clock import zone_name
+from geodata.config import STORAGE_SRID
 from geodata.queries.layers import BBox, _bbox_params, _fc
 from geodata.workflow import CLOSED
 
@@ -101,7 +103,7 @@ def points_query(session: Session, bbox: BBox, *, state_group: str = "open", cla
         slices.append(
             f"""(SELECT e.id, e.geom, e.state, e.due_at, e.reported_at, e.subclass_code
                    FROM event e
-                  WHERE e.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4490)
+                  WHERE e.geom && ST_MakeEnvelope(:w, :s, :e, :n, {STORAGE_SRID})
                     AND e.reported_at >= :t{k + 1}{upper} AND {where}
                   ORDER BY e.reported_at DESC
                   LIMIT :limit)"""
@@ -111,12 +113,12 @@ def points_query(session: Session, bbox: BBox, *, state_group: str = "open", cla
         SELECT 'Feature' AS type, e.id AS id, ST_AsGeoJSON(e.geom, 6)::json AS geometry,
                json_build_object('id', e.id, 'kind', 'event', 'state', e.state, 'subclass', s.name_zh,
                                  'overdue', (e.state <> ALL (:closed) AND e.due_at < now()),
-                                 'reported_at', to_char(e.reported_at AT TIME ZONE 'Asia/Shanghai',
+                                 'reported_at', to_char(e.reported_at AT TIME ZONE :tz,
                                                         'YYYY-MM-DD HH24:MI')) AS properties
           FROM (SELECT * FROM ({" UNION ALL ".join(slices)}) AS newest_first LIMIT :limit) AS e
           JOIN event_subclass s ON s.code = e.subclass_code
         """,
-        {**_bbox_params(bbox), **params, **bounds, "limit": int(limit)},
+        {**_bbox_params(bbox), **params, **bounds, "limit": int(limit), "tz": zone_name()},
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-NAMES = ("admin", "grid", "resource", "sensor", "event", "custom")
+NAMES = ("admin", "grid", "resource", "sensor", "event", "custom", "patrol")  # patrol: 0018
 
 
 def generations(session: Session) -> dict[str, int]:

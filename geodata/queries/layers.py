@@ -14,6 +14,8 @@ from typing import Sequence
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geodata.config import STORAGE_SRID
+
 BBox = tuple[float, float, float, float]  # west, south, east, north (lon/lat)
 
 EMPTY_FC = {"type": "FeatureCollection", "features": []}
@@ -51,7 +53,7 @@ def _bbox_params(bbox: BBox) -> dict:
     return {"w": w, "s": s, "e": e, "n": n}
 
 
-_ENVELOPE = "ST_MakeEnvelope(:w, :s, :e, :n, 4490)"
+_ENVELOPE = f"ST_MakeEnvelope(:w, :s, :e, :n, {STORAGE_SRID})"
 
 
 def county_extent(session: Session) -> list[list[float]] | None:

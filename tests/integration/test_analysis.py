@@ -101,9 +101,9 @@ def test_compare_windows_and_heat(s):
     from datetime import datetime, timedelta
 
     from geodata.analysis.hotspots import compare_windows, heat
-    from geodata.analysis.selection import CST
+    from geodata.clock import display_zone
 
-    now = datetime.now(CST)
+    now = datetime.now(display_zone())
     res = compare_windows(s, EventFilter(), (now - timedelta(days=180), now - timedelta(days=90)),
                           (now - timedelta(days=90), now), resolution=8, permutations=99)
     assert res.summary["new"] + res.summary["intensifying"] + res.summary["persistent"] > 0

@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from geodata import bigscreen as bs
 from geodata import evaluation as ev
+from geodata.clock import display_zone
 from geodata.db import SYSTEM, ScopedSession, Scope, apply_scope
 from geodata.events import Actor, create_event, transition
 
@@ -215,6 +216,29 @@ def test_scoped_screens_count_their_scope_and_never_read_county_totals(db_sessio
     assert bs.use_summary(s, None)
 
 
+@pytest.mark.parametrize("zone, local_day_shift", [("Asia/Shanghai", 1), ("UTC", 0), ("Asia/Urumqi", 0)])
+def test_trend_days_follow_dvmap_timezone(db_session, monkeypatch, zone, local_day_shift):
+    """An event reported at 17:30 UTC is counted on the next day in China (UTC+8), on the same
+    day in UTC and in Urumqi (UTC+6): the day buckets follow DVMAP_TIMEZONE, and the county
+    summary (whose days migration 0008 fixes to China time) is only read when they agree."""
+    s = db_session
+    monkeypatch.setenv("DVMAP_TIMEZONE", zone)
+    now = bs.db_now(s)
+    utc_day = (now - timedelta(days=3)).date()
+    at = datetime.combine(utc_day, datetime.min.time(), now.tzinfo) + timedelta(hours=17, minutes=30)
+    p = _points(s, 1)[0]
+    cls = "0102"
+    before = {d["day"]: d["reported"] for d in bs.trend(s, now=now, summary=False)}
+    create_event(s, lon=p["lon"], lat=p["lat"], subclass=cls, description="时区测试 / zone test",
+                 source="patrol", actor=SYS, reported_at=at)
+    after = {d["day"]: d["reported"] for d in bs.trend(s, now=now, summary=False)}
+    moved = {d: after[d] - before.get(d, 0) for d in after if after[d] != before.get(d, 0)}
+    assert moved == {utc_day + timedelta(days=local_day_shift): 1}
+    assert bs.use_summary(s, None) == (zone == bs.SUMMARY_ZONE)
+    # the default path (summary or not) agrees with the event table in every zone
+    assert bs.trend(s, now=now) == bs.trend(s, now=now, summary=False)
+
+
 def test_nobody_writes_the_county_totals(app_engine, demo_db):
     from sqlalchemy.exc import ProgrammingError
 
@@ -246,7 +270,7 @@ def test_ranking_index_equals_hand_computation(db_session):
     entries += [(v2, i.code, i.target / 2) for i in manual]                   # all half → 50
     entries += [(v3, manual[0].code, manual[0].target * 3)]                   # one capped at 100, rest missing
     assert ev.set_manual_values(s, period, entries, actor="t", role="admin") == {"saved": len(entries), "cleared": 0}
-    result = ev.ranking(s, period, now=datetime(2031, 5, 1, tzinfo=ev.CST), village_ids=[v1, v2, v3])
+    result = ev.ranking(s, period, now=datetime(2031, 5, 1, tzinfo=display_zone()), village_ids=[v1, v2, v3])
     rows = {r.village_id: r for r in result["rows"]}
     total = sum(i.weight for i in manual)
     assert rows[v1].index == pytest.approx(100.0) and rows[v1].rank == 1

@@ -22,7 +22,7 @@ ALLOWED = {
     "/": set(USERS.values()),
     "/bigscreen": {"leader", "town", "planner", "admin"},
     "/bigscreen/admin": {"admin"},
-    "/analysis": {"planner", "leader", "admin"},
+    "/analysis": {"planner", "leader", "gridmgr", "village", "town", "admin"},
     "/grids": {"gridmgr", "admin"},
     "/admin/users": {"admin"},
     "/admin/import/": {"admin"},

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import shapely
 
-from etl.analysis_export import export_result, read_features
+from etl.analysis_export import read_features
+from geodata.analysis.export import export_result
 from etl.analysis_files import coverage_file, hotspots_file
 from geodata.analysis.cells import h3_cells
 from geodata.analysis.errors import AnalysisError
