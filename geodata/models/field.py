@@ -55,6 +55,7 @@ class PatrolPoint(Base):
     __table_args__ = (
         CheckConstraint("accuracy_m IS NULL OR accuracy_m >= 0", name="patrol_point_accuracy_m_check"),
         Index("patrol_point_t_idx", "t"),
+        Index("patrol_point_geom_gix", "geom", postgresql_using="gist"),
     )
 
     patrol_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("patrol.id", ondelete="CASCADE"),
@@ -93,6 +94,7 @@ class Checkin(Base):
         UniqueConstraint("patrol_id", "checkpoint_id"),
         CheckConstraint("distance_m >= 0", name="checkin_distance_m_check"),
         Index("checkin_checkpoint_idx", "checkpoint_id"),
+        Index("checkin_geom_gix", "geom", postgresql_using="gist"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
