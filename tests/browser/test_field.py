@@ -213,6 +213,8 @@ def test_worker_day_on_a_phone_online_then_offline(phone, live_app, app_engine, 
         _photo(page, ".sheet .photo-pick")
         page.wait_for_selector("#report-thumbs img")
         page.click("#here")
+        # The point is set from the position fix (at once, or when the fix arrives).
+        page.wait_for_function("/\\d+\\.\\d{6}/.test(document.querySelector('#point').textContent)")
         if n == 0:
             shot(page, "phone-report")
         page.click("#submit")

@@ -211,6 +211,7 @@
     $('#locate').classList.add('on');
     drawMe();
     patrolPoint(S.pos);
+    if (S.wantHere && S.tab === 'report') reportHere();
     if (first) {
       refreshTasks();
       if (!centredOnce && S.tab !== 'report') { /* keep the grid view until asked */ }
@@ -439,13 +440,19 @@
     });
     $('#here').addEventListener('click', () => {
       startWatch();
-      if (!S.pos) { $('#point').textContent = t('locating'); return; }
-      S.reportPoint = {lon: S.pos.lon, lat: S.pos.lat, acc: S.pos.acc, source: 'gps'};
-      focus(S.pos.lat, S.pos.lon, 17);
-      drawReportPoint();
-      renderPoint();
+      // No fix yet (weak signal, GPS warming up): the point is set as soon as one arrives.
+      if (!S.pos) { S.wantHere = true; $('#point').textContent = t('locating'); return; }
+      reportHere();
     });
     $('#submit').addEventListener('click', submitReport);
+  }
+
+  function reportHere() {
+    S.wantHere = false;
+    S.reportPoint = {lon: S.pos.lon, lat: S.pos.lat, acc: S.pos.acc, source: 'gps'};
+    focus(S.pos.lat, S.pos.lon, 17);
+    drawReportPoint();
+    renderPoint();
   }
 
   function renderPoint() {
@@ -458,14 +465,20 @@
 
   async function submitReport() {
     const cat = $('#cat').value, desc = $('#desc').value.trim(), msg = $('#report-msg');
+    msg.innerHTML = '';  // the last report's message is not this one's
     const problem = !cat ? 'needCat' : !desc ? 'needDesc' : !S.reportPoint ? 'needPoint' : null;
     if (problem) { msg.innerHTML = `<div class="msg err">${t(problem)}</div>`; return; }
     const p = S.reportPoint;
     const fields = {subclass: cat, description: desc, urgency: $('#urgency').value, lon: p.lon.toFixed(7),
       lat: p.lat.toFixed(7), position_source: p.source};
     if (p.acc) fields.accuracy_m = Math.round(p.acc);
-    const item = await window.dvmapOutbox.add({kind: 'report', url: '/api/field/reports', fields: fields,
-      photos: S.reportPhotos, meta: {description: desc}});
+    // Saving to IndexedDB takes a moment: a second tap must not send the same report twice.
+    $('#submit').disabled = true;
+    let item;
+    try {
+      item = await window.dvmapOutbox.add({kind: 'report', url: '/api/field/reports', fields: fields,
+        photos: S.reportPhotos, meta: {description: desc}});
+    } finally { const b = $('#submit'); if (b) b.disabled = false; }
     S.reports.unshift({client_key: item.client_key, description: desc, event: null});
     S.reportPhotos = [];
     S.reportPoint = null;
